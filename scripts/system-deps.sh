@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite runs for real: promtool/prometheus and PostgreSQL 15.
+# Idempotent: installs only what is missing. Needs root (CI runs as root) or sudo.
+set -euo pipefail
+
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system-deps: prometheus (promtool) and postgresql already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "system-deps: need root to install ${missing[*]} (apt-get); run as root or install them" >&2
+    exit 1
+  fi
+fi
+echo "system-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+# policy-rc.d on these machines keeps the packaged services from starting; tests start their own
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,302 @@
+"""One typed settings tree for the whole service, loaded from YAML plus environment overrides.
+
+``load_settings(path)`` reads a YAML file (``surgecast.yaml``); ``SURGECAST_*`` environment
+variables override any key, nested with ``__`` (``SURGECAST_STORE__URL=postgresql+psycopg://...``).
+With no file the embedded defaults apply: the built-in simulator as source, every simulated series
+watched, a SQLite store in ``./var``, a tick each minute, API and dashboard on 127.0.0.1.
+
+Every model forbids unknown keys, so a misspelt key fails at start with the file, the key and what
+was expected, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from surgecast.errors import ConfigError
+
+__all__ = [
+    "ApiSettings",
+    "DashboardSettings",
+    "DetectSettings",
+    "ForecastSettings",
+    "PrometheusSource",
+    "SeriesSettings",
+    "ServiceSettings",
+    "Settings",
+    "SimulatorSource",
+    "StoreSettings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_FILE = "surgecast.yaml"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulatorSource(_Model):
+    """The built-in betting-platform simulator (the embedded default source)."""
+
+    type: Literal["simulator"] = "simulator"
+    seed: int = 7
+    step: str = Field("1min", description="grid step of the simulated series (pandas offset)")
+    speed: float = Field(1.0, gt=0, description="simulated seconds per real second (demos)")
+    incidents_per_day: float = Field(0.35, ge=0, description="mean incident rate; 0 disables")
+
+
+class PrometheusSource(_Model):
+    """A Prometheus (or PromQL-compatible) server."""
+
+    type: Literal["prometheus"] = "prometheus"
+    url: str = "http://127.0.0.1:9090"
+    step: str = "1min"
+    timeout_seconds: float = Field(10.0, gt=0)
+    bearer_token: str | None = None
+    verify_tls: bool = True
+
+
+SourceSettings = Annotated[SimulatorSource | PrometheusSource, Field(discriminator="type")]
+
+
+class SeriesSettings(_Model):
+    """One series to watch: ``unique_id`` is ``service:metric``."""
+
+    service: str
+    metric: str
+    source: str = "simulator"
+    simulator: str | None = Field(None, description="simulator series name (default service:metric)")
+    promql: str | None = None
+
+    @property
+    def unique_id(self) -> str:
+        return f"{self.service}:{self.metric}"
+
+    @property
+    def query(self) -> str:
+        return self.promql or self.simulator or self.unique_id
+
+
+class ServiceSettings(_Model):
+    """Capacity facts of one scaled service."""
+
+    load_metric: str = Field("requests_per_second", description="metric whose forecast drives replicas")
+    capacity_per_replica: float = Field(gt=0, description="requests/s one replica serves at 100%")
+    target_utilization: float = Field(0.7, gt=0, le=1)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(50, ge=1)
+    startup_delay_seconds: int = Field(300, ge=0, description="time a new replica needs to serve")
+    margin_seconds: int = Field(300, ge=0, description="extra look-ahead beyond the startup delay")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ServiceSettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class StoreSettings(_Model):
+    url: str = "sqlite:///./var/surgecast.db"
+
+
+class ApiSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+
+class DashboardSettings(_Model):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8501, ge=1, le=65535)
+    api_url: str | None = Field(None, description="API the dashboard reads (default: the local API)")
+
+
+class ForecastSettings(_Model):
+    model: Literal["seasonal_naive"] = "seasonal_naive"
+    level: float = Field(0.9, gt=0, lt=1)
+    history_days: float = Field(14, gt=0, description="training window")
+    extra_horizon_minutes: int = Field(30, ge=0, description="forecast beyond the lead window")
+
+
+class DetectSettings(_Model):
+    detector: Literal["robust_zscore"] = "robust_zscore"
+    threshold: float = Field(4.0, gt=0)
+    history_days: float = Field(7, gt=0)
+    rescore_minutes: int = Field(60, ge=1, description="window re-scored after a restart")
+
+
+_DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
+    "odds-api": {"capacity_per_replica": 250, "min_replicas": 2, "max_replicas": 60},
+    "bet-placement": {"capacity_per_replica": 60, "min_replicas": 2, "max_replicas": 60},
+    "account": {"capacity_per_replica": 80, "min_replicas": 2, "max_replicas": 30},
+    "payments": {"capacity_per_replica": 40, "min_replicas": 2, "max_replicas": 20},
+}
+
+
+class Settings(BaseSettings):
+    """The whole service configuration. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix="SURGECAST_", env_nested_delimiter="__"
+    )
+
+    tick_interval_seconds: int = Field(60, ge=1)
+    backfill_days: float = Field(28, ge=0, description="history pulled on the first tick")
+    stale_after_seconds: int = Field(300, ge=1, description="newest point older than this = stale")
+    sources: dict[str, SourceSettings] = Field(default_factory=lambda: {"simulator": SimulatorSource()})
+    series: list[SeriesSettings] | None = Field(
+        None, description="series to watch; default: every series of the simulator source"
+    )
+    services: dict[str, ServiceSettings] = Field(
+        default_factory=lambda: {k: ServiceSettings(**v) for k, v in _DEFAULT_SERVICES.items()}
+    )
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    models_dir: str = Field("./var/models", description="where the registry writes fitted models")
+    retrain_cron_hour: int = Field(3, ge=0, le=23, description="UTC hour of the daily retrain job")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment beats the file: operators override one key without editing YAML
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        for s in self.series or []:
+            if s.source not in self.sources:
+                raise ValueError(
+                    f"series {s.unique_id!r} names source {s.source!r}, which is not among "
+                    f"sources {sorted(self.sources)}"
+                )
+            if isinstance(self.sources[s.source], PrometheusSource) and not s.promql:
+                raise ValueError(f"series {s.unique_id!r} reads Prometheus but has no 'promql'")
+        return self
+
+    def service_load_series(self, service: str) -> str:
+        return f"{service}:{self.services[service].load_metric}"
+
+
+def _format_error(err: dict[str, Any], model: type[BaseModel]) -> str:
+    raw_loc = _drop_union_tags(model, tuple(err.get("loc", ())))
+    loc = ".".join(str(p) for p in raw_loc) or "(top level)"
+    if err.get("type") == "extra_forbidden":
+        allowed = _allowed_keys(model, tuple(err.get("loc", ()))[:-1])
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key '{loc}'{hint}"
+    got = err.get("input")
+    got_text = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+    return f"key '{loc}': {err.get('msg')}{got_text}"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a mapping at ``loc`` may hold, for the 'unknown key' hint."""
+    current: Any = model
+    for part in loc:
+        current = _step_into(current, part)
+        if current is None:
+            return []
+    models = _models_in(current)
+    return sorted({k for m in models for k in m.model_fields})
+
+
+def _drop_union_tags(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic puts a discriminated union's tag in ``loc``; the user never wrote it."""
+    kept: list[Any] = []
+    current: Any = model
+    for part in loc:
+        models = _models_in(current)
+        if len(models) > 1 and any(_tag(m) == part for m in models):
+            current = next(m for m in models if _tag(m) == part)
+            continue
+        kept.append(part)
+        current = _step_into(current, part)
+    return tuple(kept)
+
+
+def _tag(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("type")
+    return field.default if field is not None else None
+
+
+def _step_into(annotation: Any, part: Any) -> Any:
+    models = _models_in(annotation)
+    if len(models) > 1:
+        tagged = [m for m in models if _tag(m) == part]
+        if tagged:
+            return tagged[0]
+    for candidate in models:
+        field = candidate.model_fields.get(str(part))
+        if field is not None:
+            return field.annotation
+    origin = get_origin(annotation)
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if origin in (dict, Mapping) and len(args) == 2:
+        return args[1]  # part was a key of the mapping
+    if origin in (list, tuple, Sequence) and args:
+        return args[0]
+    for arg in args:  # Optional[...] / Annotated[...] wrappers
+        found = _step_into(arg, part)
+        if found is not None:
+            return found
+    return None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if get_origin(annotation) in (dict, list, tuple, Mapping, Sequence):
+        return []
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load settings from ``path`` (or ``./surgecast.yaml`` if it exists, else defaults).
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or a key is unknown or has a bad value; the
+            message names the file, the key and what was expected.
+    """
+    data: dict[str, Any] = {}
+    where = "embedded defaults"
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file() and "SURGECAST_CONFIG" not in os.environ:
+        path = DEFAULT_CONFIG_FILE
+    path = path if path is not None else os.environ.get("SURGECAST_CONFIG")
+    if path is not None:
+        where = str(path)
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"{where}: config file not found; pass an existing YAML file")
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{where}: the top level must be a mapping of keys, got {type(loaded).__name__}")
+        data = loaded
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "\n  ".join(_format_error(e, Settings) for e in exc.errors())  # type: ignore[arg-type]
+        raise ConfigError(f"{where}: invalid configuration:\n  {problems}") from exc

@@ -1,0 +1,406 @@
+"""One tick of the service: collect → detect → forecast → plan → persist.
+
+Each stage calls into the leaf packages through their interfaces. A failure in one series or one
+stage is logged and recorded in the :class:`TickReport`, and never stops the others. Points are
+collected incrementally from the per-series watermark in the store, so after a crash and restart
+the next tick fills the gap with no duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from actions import CapacityBounds, describe_plan, plan_replicas
+from collectors import Collector, SeriesRequest
+from models import FORECASTERS, RobustZScore, SeasonalNaive
+from surgecast.clock import Clock, system_clock
+from surgecast.config import SeriesSettings, ServiceSettings, Settings
+from surgecast.frames import validate_series
+from surgecast.store import Store
+
+__all__ = ["Pipeline", "TickReport", "step_of"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+EventsProvider = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]
+
+
+@dataclass
+class TickReport:
+    """What one tick did: counts per stage, repairs made to input, and every error."""
+
+    now: pd.Timestamp
+    started_at: pd.Timestamp
+    finished_at: pd.Timestamp | None = None
+    points: dict[str, int] = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)
+    anomalies: int = 0
+    forecasts: int = 0
+    recommendations: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def error(self, stage: str, subject: str, exc: BaseException) -> None:
+        log.warning("tick %s: %s failed for %s: %s", self.now, stage, subject, exc)
+        self.errors.append({"stage": stage, "subject": subject, "error": f"{type(exc).__name__}: {exc}"})
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "now": self.now.isoformat(),
+            "points": sum(self.points.values()),
+            "series": len(self.points),
+            "repairs": self.repairs[:20],
+            "anomalies": self.anomalies,
+            "forecasts": self.forecasts,
+            "recommendations": len(self.recommendations),
+            "errors": self.errors[:50],
+            "durations": {k: round(v, 3) for k, v in self.durations.items()},
+        }
+
+
+def step_of(step: str) -> pd.Timedelta:
+    """Parse a step such as ``1min`` or ``60s``; raise ``ValueError`` with the offending text."""
+    try:
+        delta = pd.Timedelta(step)
+    except ValueError as exc:
+        raise ValueError(f"step {step!r} is not a duration such as '1min' or '60s'") from exc
+    if delta <= pd.Timedelta(0):
+        raise ValueError(f"step {step!r} must be positive")
+    return delta
+
+
+class Pipeline:
+    """The tick, with everything it needs injected: settings, store, collectors, clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        collectors: Mapping[str, Collector],
+        series: list[SeriesSettings],
+        *,
+        events: EventsProvider | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.collectors = dict(collectors)
+        self.series = list(series)
+        self.events = events
+        self.clock = clock
+        # set by the process on shutdown so a long backfill stops between series
+        self.stop_requested = threading.Event()
+        self._steps = {
+            name: step_of(getattr(src, "step", "1min")) for name, src in settings.sources.items()
+        }
+
+    # ------------------------------------------------------------------ helpers
+    def step_for(self, series: SeriesSettings) -> pd.Timedelta:
+        return self._steps[series.source]
+
+    @property
+    def base_step(self) -> pd.Timedelta:
+        return min(self._steps.values())
+
+    def floor_now(self, now: pd.Timestamp | None = None) -> pd.Timestamp:
+        now = pd.Timestamp(now if now is not None else self.clock())
+        now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+        return now.floor(self.base_step)
+
+    def services(self) -> dict[str, ServiceSettings]:
+        """Configured services whose load series is watched."""
+        watched = {s.unique_id for s in self.series}
+        return {
+            name: svc
+            for name, svc in self.settings.services.items()
+            if f"{name}:{svc.load_metric}" in watched
+        }
+
+    # ------------------------------------------------------------------ the tick
+    def tick(self, now: pd.Timestamp | None = None, progress: Progress | None = None) -> TickReport:
+        """Run one tick at ``now`` (default: the clock, floored to the step) and persist it."""
+        now = self.floor_now(now)
+        report = TickReport(now=now, started_at=pd.Timestamp.now(tz="UTC"))
+        stages: list[tuple[str, Callable[[], None]]] = [
+            ("collect", lambda: self._collect(now, report, progress)),
+            ("detect", lambda: self._detect(now, report)),
+            ("forecast", lambda: self._forecast(now, report)),
+            ("plan", lambda: self._plan(now, report)),
+        ]
+        for name, run in stages:
+            if self.stop_requested.is_set():
+                break
+            began = time.perf_counter()
+            try:
+                run()
+            except Exception as exc:  # a whole stage failing must not stop the others
+                log.exception("tick stage %s failed", name)
+                report.error(name, "*", exc)
+            report.durations[name] = time.perf_counter() - began
+        report.finished_at = pd.Timestamp.now(tz="UTC")
+        try:
+            self.store.record_tick(report.started_at, report.finished_at, report.ok, report.summary())
+        except Exception as exc:
+            report.error("persist", "tick", exc)
+        return report
+
+    def _collect(self, now: pd.Timestamp, report: TickReport, progress: Progress | None) -> None:
+        watermarks = self.store.watermarks()
+        backfill_start = now - pd.Timedelta(days=self.settings.backfill_days)
+        total = len(self.series)
+        for i, series in enumerate(self.series):
+            uid = series.unique_id
+            if self.stop_requested.is_set():
+                report.error("collect", "*", InterruptedError("shutdown requested"))
+                return
+            try:
+                collector = self.collectors[series.source]
+                mark = watermarks.get(uid)
+                start = backfill_start if mark is None else max(mark + pd.Timedelta(1, "ns"), backfill_start)
+                if start >= now:
+                    report.points[uid] = 0
+                    continue
+                raw = collector.fetch(SeriesRequest(uid, series.query), start, now)
+                checked = validate_series(raw, source=f"{series.source}:{uid}")
+                frame = checked.frame
+                frame = frame[(frame["ds"] >= start) & (frame["ds"] < now) & (frame["unique_id"] == uid)]
+                report.repairs.extend(checked.repairs)
+                report.points[uid] = self.store.upsert_points(frame) if len(frame) else 0
+            except Exception as exc:
+                report.error("collect", uid, exc)
+            if progress is not None:
+                progress("collect", i + 1, total)
+
+    def _detect(self, now: pd.Timestamp, report: TickReport) -> None:
+        cfg = self.settings.detect
+        for series in self.series:
+            uid = series.unique_id
+            if not report.points.get(uid):
+                continue
+            try:
+                window_start = now - pd.Timedelta(minutes=cfg.rescore_minutes)
+                history_start = window_start - pd.Timedelta(days=cfg.history_days)
+                points = self.store.read_points(uid, start=history_start, end=now)
+                history = points[points["ds"] < window_start]
+                fresh = points[points["ds"] >= window_start]
+                if fresh.empty or history.empty:
+                    continue
+                # do not learn from anomalies: points flagged before stay out of the history
+                flagged = self.store.read_anomalies(uid, start=history_start, end=window_start)
+                if len(flagged):
+                    history = history[~history["ds"].isin(flagged["ds"])]
+                detector = RobustZScore(threshold=cfg.threshold)
+                scored = detector.fit(history).score(fresh)
+                hits = scored[scored["is_anomaly"]]
+                if len(hits):
+                    report.anomalies += self.store.save_anomalies(hits)
+            except Exception as exc:
+                report.error("detect", uid, exc)
+
+    def horizon_steps(self, series: SeriesSettings) -> int:
+        lead = max(
+            (svc.startup_delay_seconds + svc.margin_seconds for svc in self.settings.services.values()),
+            default=600,
+        )
+        seconds = lead + self.settings.forecast.extra_horizon_minutes * 60
+        return max(1, math.ceil(seconds / self.step_for(series).total_seconds()))
+
+    def _forecast(self, now: pd.Timestamp, report: TickReport) -> None:
+        cfg = self.settings.forecast
+        model_cls = FORECASTERS.get(cfg.model, SeasonalNaive)
+        for series in self.series:
+            uid = series.unique_id
+            try:
+                history = self.store.read_points(
+                    uid, start=now - pd.Timedelta(days=cfg.history_days), end=now
+                )
+                if history.empty:
+                    continue
+                model = model_cls().fit(history)
+                forecast = model.predict(self.horizon_steps(series), level=cfg.level)
+                report.forecasts += self.store.save_forecast(forecast, created_at=now)
+            except Exception as exc:
+                report.error("forecast", uid, exc)
+
+    def _plan(self, now: pd.Timestamp, report: TickReport) -> None:
+        previous = {r["service"]: r for r in self.store.latest_recommendations()}
+        for name, svc in self.services().items():
+            try:
+                rec = self.recommend(name, svc, now, previous.get(name))
+                self.store.save_recommendation(rec)
+                report.recommendations.append(rec)
+            except Exception as exc:
+                report.error("plan", name, exc)
+
+    def recommend(
+        self,
+        service: str,
+        svc: ServiceSettings,
+        now: pd.Timestamp,
+        previous: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """One recommendation for ``service`` at ``now``; missing data never scales down."""
+        uid = f"{service}:{svc.load_metric}"
+        lead = pd.Timedelta(seconds=svc.startup_delay_seconds + svc.margin_seconds)
+        bounds = CapacityBounds(
+            capacity_per_replica=svc.capacity_per_replica,
+            target_utilization=svc.target_utilization,
+            min_replicas=svc.min_replicas,
+            max_replicas=svc.max_replicas,
+        )
+        recent = self.store.read_points(
+            uid, start=now - pd.Timedelta(seconds=self.settings.stale_after_seconds), end=now
+        )
+        current_load = float(recent["y"].iloc[-1]) if len(recent) else None
+        newest_at = recent["ds"].iloc[-1] if len(recent) else None
+        forecast = self.store.read_forecast(uid, start=now, end=now + lead + pd.Timedelta(1, "ns"))
+        forecast = forecast[forecast["created_at"] >= now] if "created_at" in forecast else forecast
+        stale_reasons = []
+        if current_load is None:
+            stale_reasons.append(f"no {svc.load_metric} point in the last {self.settings.stale_after_seconds} s")
+        if forecast.empty:
+            stale_reasons.append("no fresh forecast (model failed or no history)")
+        previous_replicas = int(previous["recommended_replicas"]) if previous else None
+        inputs: dict[str, Any] = {
+            "load_series": uid,
+            "capacity_per_replica": svc.capacity_per_replica,
+            "target_utilization": svc.target_utilization,
+            "min_replicas": svc.min_replicas,
+            "max_replicas": svc.max_replicas,
+            "lead_time_s": int(lead.total_seconds()),
+            "current_load": current_load,
+            "newest_point_at": newest_at.isoformat() if newest_at is not None else None,
+            "previous_replicas": previous_replicas,
+            "level": self.settings.forecast.level,
+        }
+        valid_until = now + pd.Timedelta(seconds=3 * self.settings.tick_interval_seconds)
+        base = {"service": service, "at": now, "valid_until": valid_until, "current_replicas": None}
+        if forecast.empty:
+            # nothing to plan from: hold what we said last (never a scale-down on missing data)
+            held = max(previous_replicas or svc.min_replicas, svc.min_replicas)
+            return {
+                **base,
+                "recommended_replicas": held,
+                "throttle_rps": None,
+                "reason": f"{service}: holding {held} replicas: " + "; ".join(stale_reasons),
+                "inputs": inputs,
+                "stale": True,
+                "model": "none",
+            }
+        upper = forecast["yhat_upper"].to_numpy(dtype=float)
+        plan = plan_replicas(upper, bounds, current_load=current_load)
+        peak_row = forecast.iloc[int(forecast["yhat_upper"].to_numpy().argmax())]
+        model_name = str(peak_row.get("model", "unknown"))
+        recommended = plan.recommended_replicas
+        reason = describe_plan(
+            plan,
+            service=service,
+            metric=svc.load_metric,
+            peak_at=peak_row["ds"],
+            lead_time=lead,
+            bounds=bounds,
+            model=model_name,
+        )
+        event_note = self._event_note(now, lead)
+        if event_note:
+            reason += f"; {event_note}"
+        stale = bool(stale_reasons)
+        if stale and previous_replicas is not None and previous_replicas > recommended:
+            recommended = previous_replicas
+            reason += f"; holding {recommended} replicas (no scale-down on stale data: {'; '.join(stale_reasons)})"
+        elif stale:
+            reason += f"; data stale: {'; '.join(stale_reasons)}"
+        throttle = None
+        if plan.demand_exceeds_max:
+            throttle = svc.max_replicas * svc.capacity_per_replica * svc.target_utilization
+        inputs.update(
+            {
+                "forecast_peak": plan.forecast_peak,
+                "forecast_peak_at": peak_row["ds"].isoformat(),
+                "needed_for_forecast": plan.needed_for_forecast,
+                "needed_for_current": plan.needed_for_current,
+                "clamped": plan.clamped,
+                "unserved_rps": plan.unserved_rps,
+            }
+        )
+        return {
+            **base,
+            "recommended_replicas": int(recommended),
+            "throttle_rps": throttle,
+            "reason": reason,
+            "inputs": inputs,
+            "stale": stale,
+            "model": model_name,
+        }
+
+    def _event_note(self, now: pd.Timestamp, lead: pd.Timedelta) -> str | None:
+        if self.events is None:
+            return None
+        try:
+            events = self.events(now - pd.Timedelta(hours=2), now + lead + pd.Timedelta(hours=1))
+        except Exception as exc:  # events only enrich the reason; never fail a plan on them
+            log.warning("fixtures unavailable: %s", exc)
+            return None
+        if events is None or events.empty:
+            return None
+        upcoming = events[events["start"] >= now]
+        live = events[(events["start"] < now) & (events["end"] > now)]
+        if len(upcoming):
+            top = upcoming.sort_values(["importance", "start"], ascending=[False, True]).iloc[0]
+            minutes = int((top["start"] - now).total_seconds() // 60)
+            return f"next fixture {_event_name(top)} at {top['start']:%H:%M} UTC (in {minutes} min)"
+        if len(live):
+            top = live.sort_values("importance", ascending=False).iloc[0]
+            return f"{len(live)} fixture(s) in play, e.g. {_event_name(top)}"
+        return None
+
+    # ------------------------------------------------------------------ retrain slot
+    def retrain(self, now: pd.Timestamp | None = None) -> dict[str, str]:
+        """The daily retrain job: refit each series' forecaster and record it in the registry.
+
+        Returns ``unique_id -> "ok" | error text``. The tick keeps refitting the seasonal-naive
+        floor itself, so a failed retrain never leaves a series without forecasts.
+        """
+        from surgecast.registry import save_model
+
+        now = self.floor_now(now)
+        results: dict[str, str] = {}
+        cfg = self.settings.forecast
+        model_cls = FORECASTERS.get(cfg.model, SeasonalNaive)
+        for series in self.series:
+            uid = series.unique_id
+            try:
+                history = self.store.read_points(uid, start=now - pd.Timedelta(days=cfg.history_days), end=now)
+                if history.empty:
+                    results[uid] = "no history"
+                    continue
+                model = model_cls().fit(history)
+                save_model(
+                    self.store, uid, model, trained_until=now, n_points=len(history),
+                    models_dir=self.settings.models_dir,
+                )
+                results[uid] = "ok"
+            except Exception as exc:
+                log.warning("retrain failed for %s: %s", uid, exc)
+                results[uid] = f"{type(exc).__name__}: {exc}"
+        return results
+
+
+def _event_name(event: pd.Series) -> str:
+    name = event.get("name") if "name" in event else None
+    comp = event.get("competition")
+    label = str(name) if name is not None and str(name) != "nan" else str(event.get("event_id"))
+    return f"{label} ({comp})" if comp is not None else label

@@ -1,0 +1,106 @@
+"""APScheduler 3.x wiring: the tick every ``tick_interval_seconds`` and a daily retrain slot.
+
+One ``BackgroundScheduler`` per deployment (CONVENTIONS.md §5: a job store cannot be shared
+between processes), with ``max_instances=1`` so a slow tick is never run twice at once and
+``coalesce=True`` so ticks missed while one ran collapse into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from surgecast.config import Settings
+from surgecast.pipeline import Pipeline, TickReport
+
+__all__ = ["ServiceState", "build_scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    """What this process knows about its own ticks (the API reads it for /readyz)."""
+
+    last_report: TickReport | None = None
+    ticks: int = 0
+    running: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            report = self.last_report
+            return {
+                "ticks": self.ticks,
+                "running": self.running,
+                "last_tick": report.summary() if report else None,
+            }
+
+
+def run_tick(pipeline: Pipeline, state: ServiceState) -> TickReport | None:
+    """The tick job: never raises, so the scheduler keeps its schedule whatever happens."""
+    with state.lock:
+        state.running = True
+    try:
+        report = pipeline.tick()
+        log.info(
+            "tick %s: %d points, %d anomalies, %d forecasts, %d recommendations, %d errors (%.1f s)",
+            report.now, sum(report.points.values()), report.anomalies, report.forecasts,
+            len(report.recommendations), len(report.errors),
+            (report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0,
+        )
+        with state.lock:
+            state.last_report = report
+            state.ticks += 1
+        return report
+    except Exception:
+        log.exception("tick failed")
+        return None
+    finally:
+        with state.lock:
+            state.running = False
+
+
+def build_scheduler(
+    pipeline: Pipeline, settings: Settings, state: ServiceState, *, first_tick_now: bool = True
+) -> BackgroundScheduler:
+    """A scheduler with the tick job (first run immediately) and the daily retrain job."""
+    interval = settings.tick_interval_seconds
+    scheduler = BackgroundScheduler(
+        timezone="UTC",
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            # a tick that starts late is still worth running, up to a few intervals late
+            "misfire_grace_time": max(30, 5 * interval),
+        },
+    )
+    # APScheduler 3 pauses a job given next_run_time=None, so only pass it to start at once
+    first: dict[str, Any] = (
+        {"next_run_time": pd.Timestamp.now(tz="UTC").to_pydatetime()} if first_tick_now else {}
+    )
+    scheduler.add_job(
+        run_tick,
+        "interval",
+        args=[pipeline, state],
+        seconds=interval,
+        id="tick",
+        name="surgecast tick",
+        replace_existing=True,
+        **first,
+    )
+    scheduler.add_job(
+        pipeline.retrain,
+        "cron",
+        hour=settings.retrain_cron_hour,
+        minute=17,
+        id="retrain",
+        name="surgecast daily retrain",
+        replace_existing=True,
+    )
+    return scheduler
