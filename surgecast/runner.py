@@ -62,6 +62,10 @@ def _stop_child(child: subprocess.Popen[bytes] | None) -> None:
         child.wait(timeout=5)
 
 
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run_service(settings: Settings, *, with_scheduler: bool = True, with_dashboard: bool = True) -> int:
     """``surgecast run``: scheduler, API and dashboard in one process tree. Returns the exit code."""
     store = Store(settings.store.url)
@@ -77,6 +81,9 @@ def run_service(settings: Settings, *, with_scheduler: bool = True, with_dashboa
     if scheduler is not None:
         scheduler.start()
         log.info("scheduler started: tick every %d s", settings.tick_interval_seconds)
+    # uvicorn re-raises the signal that stopped it once it has shut down; with this handler a
+    # SIGTERM (like SIGINT) ends up as KeyboardInterrupt below, so cleanup runs and we exit 0
+    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -88,6 +95,7 @@ def run_service(settings: Settings, *, with_scheduler: bool = True, with_dashboa
             scheduler.shutdown(wait=False)
         _stop_child(child)
         store.close()
+        signal.signal(signal.SIGTERM, previous_term)
     log.info("surgecast stopped")
     return 0
 
