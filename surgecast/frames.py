@@ -108,8 +108,10 @@ def validate_series(frame: pd.DataFrame, *, source: str = "input") -> ValidatedS
 
     y = pd.to_numeric(out["y"], errors="coerce")
     non_numeric = y.isna() & out["y"].notna()
-    # a textual "nan" is a missing value, not garbage
-    non_numeric &= ~out["y"].astype(str).str.strip().str.lower().isin({"nan", "none", ""})
+    if non_numeric.any():
+        # a textual "nan" is a missing value, not garbage (only text columns can hold it)
+        text = out["y"][non_numeric].astype(str).str.strip().str.lower()
+        non_numeric[non_numeric] = ~text.isin({"nan", "none", ""}).to_numpy()
     if non_numeric.any():
         first = out["y"][non_numeric].iloc[0]
         raise DataError(
@@ -150,5 +152,6 @@ def validate_series(frame: pd.DataFrame, *, source: str = "input") -> ValidatedS
 
 def _sorted_within(frame: pd.DataFrame) -> bool:
     ds = frame["ds"].to_numpy()
-    same = frame["unique_id"].to_numpy()[1:] == frame["unique_id"].to_numpy()[:-1]
+    ids = frame["unique_id"].to_numpy()
+    same = ids[1:] == ids[:-1]
     return bool(np.all(~same | (ds[1:] >= ds[:-1])))

@@ -308,11 +308,12 @@ class Pipeline:
         reason = describe_plan(
             plan,
             service=service,
-            metric=svc.load_metric,
+            metric=_unit(svc.load_metric),
             peak_at=peak_row["ds"],
             lead_time=lead,
             bounds=bounds,
             model=model_name,
+            level=self.settings.forecast.level,
         )
         event_note = self._event_note(now, lead)
         if event_note:
@@ -397,6 +398,15 @@ class Pipeline:
                 log.warning("retrain failed for %s: %s", uid, exc)
                 results[uid] = f"{type(exc).__name__}: {exc}"
         return results
+
+
+def _unit(metric: str) -> str:
+    """The unit printed after numbers in a reason: ``requests_per_second`` -> ``req/s``."""
+    if metric == "requests_per_second":
+        return "req/s"
+    if metric.endswith("_per_second"):
+        return metric.removesuffix("_per_second") + "/s"
+    return metric
 
 
 def _event_name(event: pd.Series) -> str:

@@ -1,0 +1,94 @@
+"""Private helpers shared by the models: split a long frame per series, place points on a grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.errors import FrameError
+
+SERIES_COLUMNS = ("unique_id", "ds", "y")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a long frame: timestamps as int64 ns (sorted, unique) and float values."""
+
+    unique_id: str
+    ds_ns: np.ndarray
+    y: np.ndarray
+
+
+def split_series(frame: pd.DataFrame, *, who: str) -> list[Series]:
+    """Split a canonical frame into per-series arrays, dropping missing ``y`` (they are gaps).
+
+    Sorts when needed; rejects what cannot be repaired safely with a :class:`FrameError`.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise FrameError(f"{who}: expected a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in SERIES_COLUMNS if c not in frame.columns]
+    if missing:
+        raise FrameError(
+            f"{who}: missing column(s) {missing}; pass a long frame with columns "
+            f"{list(SERIES_COLUMNS)}"
+        )
+    if not isinstance(frame["ds"].dtype, pd.DatetimeTZDtype):
+        raise FrameError(
+            f"{who}: column 'ds' must be timezone-aware UTC timestamps, got {frame['ds'].dtype}; "
+            "use pd.to_datetime(..., utc=True)"
+        )
+    # integer codes (sorted like the ids) make the sort and the split cheap on 10^6 rows
+    codes, names = pd.factorize(frame["unique_id"].astype(str), sort=True)
+    ds = pd.DatetimeIndex(frame["ds"]).tz_convert("UTC").as_unit("ns").asi8
+    try:
+        y = frame["y"].to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise FrameError(f"{who}: column 'y' must be numeric ({exc})") from exc
+    keep = np.isfinite(y)
+    codes, ds, y = codes[keep], ds[keep], y[keep]
+    if codes.size == 0:
+        return []
+    order = np.lexsort((ds, codes))
+    codes, ds, y = codes[order], ds[order], y[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    bounds = np.r_[starts, codes.size]
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        d = ds[a:b]
+        if d.size > 1 and np.any(d[1:] == d[:-1]):
+            raise FrameError(
+                f"{who}: series '{names[codes[a]]}' has duplicate timestamps; the frame must be "
+                "unique per (unique_id, ds)"
+            )
+        out.append(Series(str(names[codes[a]]), d, y[a:b]))
+    return out
+
+
+def median_step_ns(ds_ns: np.ndarray) -> int:
+    """Median positive gap of sorted int64 ns timestamps (0 when there is none)."""
+    gaps = np.diff(ds_ns)
+    gaps = gaps[gaps > 0]
+    return int(np.median(gaps)) if gaps.size else 0
+
+
+def grid_positions(ds_ns: np.ndarray, anchor_ns: int, step_ns: int) -> np.ndarray:
+    """Index of each timestamp on the grid ``anchor + k * step`` (off-grid points snap)."""
+    return np.rint((ds_ns - anchor_ns) / step_ns).astype(np.int64)
+
+
+def on_grid(ds_ns: np.ndarray, y: np.ndarray, step_ns: int) -> np.ndarray:
+    """Values on the regular grid from the first to the last timestamp, NaN where missing.
+
+    When two points snap to the same grid slot, the later one wins.
+    """
+    pos = grid_positions(ds_ns, int(ds_ns[0]), step_ns)
+    values = np.full(int(pos[-1]) + 1, np.nan)
+    values[pos] = y
+    return values
+
+
+def to_utc(ns: np.ndarray) -> pd.DatetimeIndex:
+    """int64 nanoseconds → ``datetime64[ns, UTC]``."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype="datetime64[ns]")).tz_localize("UTC")

@@ -1,0 +1,5 @@
+"""Detectors: score points of a long series frame into an anomaly frame."""
+
+from models.anomaly.robust_zscore import RobustZScore
+
+__all__ = ["RobustZScore"]

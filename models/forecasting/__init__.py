@@ -1,0 +1,5 @@
+"""Forecasters: fit on a long series frame, predict a forecast frame with intervals."""
+
+from models.forecasting.seasonal_naive import SeasonalNaive
+
+__all__ = ["SeasonalNaive"]

@@ -1,0 +1,120 @@
+"""`surgecast run` as a real process: serves, stops on SIGINT with exit 0, resumes without duplicates."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SURGECAST = str(Path(sys.executable).with_name("surgecast"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp_path: Path, api_port: int, dash_port: int) -> Path:
+    path = tmp_path / "surgecast.yaml"
+    path.write_text(
+        f"""
+tick_interval_seconds: 5
+backfill_days: 2
+sources:
+  simulator: {{type: simulator, seed: 5, step: 1min}}
+store: {{url: "sqlite:///{tmp_path / 'run.db'}"}}
+api: {{host: 127.0.0.1, port: {api_port}}}
+dashboard: {{enabled: true, host: 127.0.0.1, port: {dash_port}}}
+forecast: {{history_days: 2}}
+detect: {{history_days: 1}}
+models_dir: {tmp_path / 'models'}
+"""
+    )
+    return path
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except httpx.HTTPError as exc:
+            last_error = exc
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error})")
+
+
+def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SURGECAST_")}
+    return subprocess.Popen(
+        [SURGECAST, "run", "--config", str(config)],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=config.parent,
+    )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> tuple[int, float]:
+    began = time.monotonic()
+    proc.send_signal(sig)
+    try:
+        code = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    return code, time.monotonic() - began
+
+
+def test_run_serves_stops_cleanly_and_resumes(tmp_path):
+    api_port, dash_port = free_port(), free_port()
+    config = write_config(tmp_path, api_port, dash_port)
+    log = tmp_path / "run.log"
+    base = f"http://127.0.0.1:{api_port}"
+    proc = start(config, log)
+    try:
+        recs = wait_for(
+            lambda: (r := httpx.get(f"{base}/v1/recommendations", timeout=3).json()) and len(r) == 4 and r,
+            timeout=150, what="four recommendations",
+        )  # fmt: skip
+        assert {r["service"] for r in recs} == {"odds-api", "bet-placement", "account", "payments"}
+        assert all({"recommended_replicas", "reason", "valid_until", "stale"} <= set(r) for r in recs)
+        health = wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{dash_port}/_stcore/health", timeout=3).text,
+            timeout=60, what="the dashboard",
+        )  # fmt: skip
+        assert health == "ok"
+    finally:
+        code, took = stop(proc)
+    assert code == 0, log.read_text()[-3000:]
+    assert took < 10
+    # the dashboard child went with it
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{dash_port}/_stcore/health", timeout=2)
+
+    proc = start(config, log)
+    try:
+        wait_for(
+            lambda: httpx.get(f"{base}/readyz", timeout=3).status_code == 200, timeout=120, what="ready"
+        )
+        time.sleep(6)  # at least one more tick on the resumed store
+        # the default window is the last 24 h, which spans both runs
+        body = httpx.get(f"{base}/v1/series/bet-placement:requests_per_second/points", timeout=5).json()
+        ds = [p["ds"] for p in body["points"]]
+        assert len(ds) > 100
+        assert len(set(ds)) == len(ds)
+    finally:
+        code, took = stop(proc, signal.SIGTERM)
+    assert code == 0, log.read_text()[-3000:]
+    assert took < 10
