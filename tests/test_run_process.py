@@ -59,10 +59,11 @@ def wait_for(predicate, timeout: float, what: str):
 
 def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SURGECAST_")}
-    return subprocess.Popen(
-        [SURGECAST, "run", "--config", str(config)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=config.parent,
-    )  # fmt: skip
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [SURGECAST, "run", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent,
+        )  # fmt: skip
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> tuple[int, float]:
