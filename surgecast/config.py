@@ -132,7 +132,7 @@ class DetectSettings(_Model):
     detector: Literal["robust_zscore"] = "robust_zscore"
     threshold: float = Field(4.0, gt=0)
     history_days: float = Field(7, gt=0)
-    rescore_minutes: int = Field(60, ge=1, description="window re-scored after a restart")
+    rescore_minutes: int = Field(60, ge=1, description="at most this much recent history is scored after a backfill")
 
 
 _DEFAULT_SERVICES: dict[str, dict[str, Any]] = {

@@ -42,6 +42,7 @@ class TickReport:
     started_at: pd.Timestamp
     finished_at: pd.Timestamp | None = None
     points: dict[str, int] = field(default_factory=dict)
+    fetched_from: dict[str, pd.Timestamp] = field(default_factory=dict)
     repairs: list[str] = field(default_factory=list)
     anomalies: int = 0
     forecasts: int = 0
@@ -159,6 +160,7 @@ class Pipeline:
 
     def _collect(self, now: pd.Timestamp, report: TickReport, progress: Progress | None) -> None:
         watermarks = self.store.watermarks()
+        fetched_from = report.fetched_from
         backfill_start = now - pd.Timedelta(days=self.settings.backfill_days)
         total = len(self.series)
         for i, series in enumerate(self.series):
@@ -173,6 +175,7 @@ class Pipeline:
                 if start >= now:
                     report.points[uid] = 0
                     continue
+                fetched_from[uid] = start
                 raw = collector.fetch(SeriesRequest(uid, series.query), start, now)
                 checked = validate_series(raw, source=f"{series.source}:{uid}")
                 frame = checked.frame
@@ -191,7 +194,11 @@ class Pipeline:
             if not report.points.get(uid):
                 continue
             try:
-                window_start = now - pd.Timedelta(minutes=cfg.rescore_minutes)
+                # score what this tick brought, bounded by the rescore window after a backfill
+                window_start = max(
+                    now - pd.Timedelta(minutes=cfg.rescore_minutes),
+                    report.fetched_from.get(uid, now),
+                )
                 history_start = window_start - pd.Timedelta(days=cfg.history_days)
                 points = self.store.read_points(uid, start=history_start, end=now)
                 history = points[points["ds"] < window_start]
