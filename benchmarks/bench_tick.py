@@ -68,11 +68,14 @@ def default_scenario(store_url: str, workdir: Path, steady_ticks: int) -> None:
 def thousand_series_scenario(store_url: str, workdir: Path, steady_ticks: int, days: float) -> None:
     kinds = ["odds-api", "bet-placement", "account", "payments"]
     services = tuple(
-        ServiceSpec(name=f"svc-{i:03d}", kind=kinds[i % 4], scale=0.5 + (i % 7) / 4) for i in range(212)
+        ServiceSpec(name=f"svc-{i:03d}", kind=kinds[i % 4], scale=0.5 + (i % 7) / 4)
+        for i in range(212)
     )
     sim = Simulator(SimulatorConfig(seed=7, step="1min", services=services))
     series_ids = sim.series_ids()[:1000]
-    print(f"== 1,000 simulated series ({len(services)} services, {days:g} days of 1-min history) ==")
+    print(
+        f"== 1,000 simulated series ({len(services)} services, {days:g} days of 1-min history) =="
+    )
     settings = Settings(
         store={"url": store_url},
         backfill_days=days,
@@ -80,7 +83,8 @@ def thousand_series_scenario(store_url: str, workdir: Path, steady_ticks: int, d
         forecast={"history_days": days},
         detect={"history_days": days},
         series=[
-            {"service": uid.split(":")[0], "metric": uid.split(":")[1], "simulator": uid} for uid in series_ids
+            {"service": uid.split(":")[0], "metric": uid.split(":")[1], "simulator": uid}
+            for uid in series_ids
         ],
         services={
             s.name: {"capacity_per_replica": 100, "max_replicas": 200}
@@ -90,20 +94,26 @@ def thousand_series_scenario(store_url: str, workdir: Path, steady_ticks: int, d
     )
     store = Store(store_url)
     try:
-        pipeline = Pipeline(settings, store, {"simulator": SimulatedCollector(sim)}, resolve_series(settings, None))  # type: ignore[arg-type]
+        pipeline = Pipeline(
+            settings, store, {"simulator": SimulatedCollector(sim)}, resolve_series(settings, None)
+        )  # type: ignore[arg-type]
         _run(pipeline, steady_ticks, pd.Timedelta("1min"))
     finally:
         store.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["default", "1000"], default=None)
     parser.add_argument("--store-url", default=None, help="default: SQLite in a temp dir")
     parser.add_argument("--ticks", type=int, default=5, help="steady-state ticks after the first")
     parser.add_argument("--days", type=float, default=3, help="history for the 1,000-series run")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; pandas {pd.__version__}")
+    print(
+        f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; pandas {pd.__version__}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if args.only in (None, "default"):

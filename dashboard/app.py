@@ -34,8 +34,16 @@ except httpx.HTTPError as exc:
 if recs:
     cols = st.columns(len(recs))
     for col, rec in zip(cols, recs, strict=True):
-        col.metric(rec["service"], f"{rec['recommended_replicas']} replicas", "stale" if rec["stale"] else None)
-    table = pd.DataFrame(recs)[["service", "recommended_replicas", "stale", "at", "valid_until", "reason"]]
+        col.metric(
+            rec["service"],
+            f"{rec['recommended_replicas']} replicas",
+            "stale" if rec["stale"] else None,
+        )
+    table = pd.DataFrame(recs)[
+        ["service", "recommended_replicas", "stale", "at", "valid_until", "reason"]
+    ]
     st.dataframe(table, hide_index=True, use_container_width=True)
 else:
-    st.info("No recommendations yet: the first tick backfills 28 days of history and takes a minute.")
+    st.info(
+        "No recommendations yet: the first tick backfills 28 days of history and takes a minute."
+    )

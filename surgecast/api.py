@@ -153,7 +153,9 @@ def create_app(settings: Settings, store: Store, state: ServiceState | None = No
             return _error(422, "start must be before end", "start")  # type: ignore[return-value]
         if end_ts - start_ts > MAX_POINTS_RANGE:
             return _error(  # type: ignore[return-value]
-                422, "the range start..end may span at most 31 days; page through longer ranges", "end"
+                422,
+                "the range start..end may span at most 31 days; page through longer ranges",
+                "end",
             )
         frame = store.read_points(unique_id, start=start_ts, end=end_ts, limit=limit)
         return {

@@ -39,7 +39,9 @@ out = Console()
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config file (default: ./surgecast.yaml or embedded defaults)."),
+    typer.Option(
+        "--config", "-c", help="YAML config file (default: ./surgecast.yaml or embedded defaults)."
+    ),
 ]
 
 
@@ -63,7 +65,9 @@ def _settings(path: Path | None) -> Settings:
 @app.command()
 def run(
     config: ConfigOption = None,
-    no_dashboard: Annotated[bool, typer.Option("--no-dashboard", help="Do not start the dashboard.")] = False,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Do not start the dashboard.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run everything: scheduler (tick every minute), HTTP API and dashboard. Ctrl-C stops it."""
@@ -109,8 +113,10 @@ def tick(
     try:
         store = Store(settings.store.url)
         pipeline = build_pipeline(settings, store)
-        now = pd.Timestamp(at, tz="UTC") if at and pd.Timestamp(at).tzinfo is None else (
-            pd.Timestamp(at) if at else None
+        now = (
+            pd.Timestamp(at, tz="UTC")
+            if at and pd.Timestamp(at).tzinfo is None
+            else (pd.Timestamp(at) if at else None)
         )
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -129,7 +135,9 @@ def tick(
     for col in ("service", "replicas", "stale", "reason"):
         table.add_column(col, overflow="fold")
     for rec in report.recommendations:
-        table.add_row(rec["service"], str(rec["recommended_replicas"]), str(rec["stale"]), rec["reason"])
+        table.add_row(
+            rec["service"], str(rec["recommended_replicas"]), str(rec["stale"]), rec["reason"]
+        )
     out.print(table)
     out.print(
         f"{sum(report.points.values())} points from {len(report.points)} series, "
@@ -182,8 +190,12 @@ def simulate_generate(
 
 @config_app.command("check")
 def config_check(
-    path: Annotated[Path | None, typer.Argument(help="YAML file (default ./surgecast.yaml).")] = None,
-    show: Annotated[bool, typer.Option("--show", help="Print the effective settings as JSON.")] = False,
+    path: Annotated[
+        Path | None, typer.Argument(help="YAML file (default ./surgecast.yaml).")
+    ] = None,
+    show: Annotated[
+        bool, typer.Option("--show", help="Print the effective settings as JSON.")
+    ] = False,
 ) -> None:
     """Validate a config file: exit 0 if good, 2 with the file, key and expectation if not."""
     settings = _settings(path)

@@ -12,8 +12,8 @@ was expected, instead of being silently ignored.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
@@ -73,7 +73,9 @@ class SeriesSettings(_Model):
     service: str
     metric: str
     source: str = "simulator"
-    simulator: str | None = Field(None, description="simulator series name (default service:metric)")
+    simulator: str | None = Field(
+        None, description="simulator series name (default service:metric)"
+    )
     promql: str | None = None
 
     @property
@@ -88,7 +90,9 @@ class SeriesSettings(_Model):
 class ServiceSettings(_Model):
     """Capacity facts of one scaled service."""
 
-    load_metric: str = Field("requests_per_second", description="metric whose forecast drives replicas")
+    load_metric: str = Field(
+        "requests_per_second", description="metric whose forecast drives replicas"
+    )
     capacity_per_replica: float = Field(gt=0, description="requests/s one replica serves at 100%")
     target_utilization: float = Field(0.7, gt=0, le=1)
     min_replicas: int = Field(1, ge=0)
@@ -118,7 +122,9 @@ class DashboardSettings(_Model):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8501, ge=1, le=65535)
-    api_url: str | None = Field(None, description="API the dashboard reads (default: the local API)")
+    api_url: str | None = Field(
+        None, description="API the dashboard reads (default: the local API)"
+    )
 
 
 class ForecastSettings(_Model):
@@ -132,7 +138,9 @@ class DetectSettings(_Model):
     detector: Literal["robust_zscore"] = "robust_zscore"
     threshold: float = Field(4.0, gt=0)
     history_days: float = Field(7, gt=0)
-    rescore_minutes: int = Field(60, ge=1, description="at most this much recent history is scored after a backfill")
+    rescore_minutes: int = Field(
+        60, ge=1, description="at most this much recent history is scored after a backfill"
+    )
 
 
 _DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
@@ -153,7 +161,9 @@ class Settings(BaseSettings):
     tick_interval_seconds: int = Field(60, ge=1)
     backfill_days: float = Field(28, ge=0, description="history pulled on the first tick")
     stale_after_seconds: int = Field(300, ge=1, description="newest point older than this = stale")
-    sources: dict[str, SourceSettings] = Field(default_factory=lambda: {"simulator": SimulatorSource()})
+    sources: dict[str, SourceSettings] = Field(
+        default_factory=lambda: {"simulator": SimulatorSource()}
+    )
     series: list[SeriesSettings] | None = Field(
         None, description="series to watch; default: every series of the simulator source"
     )
@@ -278,7 +288,11 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """
     data: dict[str, Any] = {}
     where = "embedded defaults"
-    if path is None and Path(DEFAULT_CONFIG_FILE).is_file() and "SURGECAST_CONFIG" not in os.environ:
+    if (
+        path is None
+        and Path(DEFAULT_CONFIG_FILE).is_file()
+        and "SURGECAST_CONFIG" not in os.environ
+    ):
         path = DEFAULT_CONFIG_FILE
     path = path if path is not None else os.environ.get("SURGECAST_CONFIG")
     if path is not None:
@@ -293,7 +307,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{where}: the top level must be a mapping of keys, got {type(loaded).__name__}")
+            raise ConfigError(
+                f"{where}: the top level must be a mapping of keys, got {type(loaded).__name__}"
+            )
         data = loaded
     try:
         return Settings(**data)

@@ -102,7 +102,9 @@ def validate_series(frame: pd.DataFrame, *, source: str = "input") -> ValidatedS
 
     uid_missing = out["unique_id"].isna() | (out["unique_id"].astype(str).str.strip() == "")
     if uid_missing.any():
-        raise DataError(f"{source}: column 'unique_id' is empty at rows {_rows(out.index[uid_missing])}")
+        raise DataError(
+            f"{source}: column 'unique_id' is empty at rows {_rows(out.index[uid_missing])}"
+        )
     out["unique_id"] = out["unique_id"].astype(str)
     out["ds"] = _to_utc(out["ds"], source, repairs)
 
@@ -124,7 +126,9 @@ def validate_series(frame: pd.DataFrame, *, source: str = "input") -> ValidatedS
         n_nan = int(out["y"].isna().sum())
         n_inf = int(not_finite.sum()) - n_nan
         parts = [f"{n} {what}" for n, what in ((n_nan, "missing (NaN)"), (n_inf, "infinite")) if n]
-        repairs.append(f"{source}: dropped {' and '.join(parts)} value(s); they are not observations")
+        repairs.append(
+            f"{source}: dropped {' and '.join(parts)} value(s); they are not observations"
+        )
         out = out[~not_finite]
 
     if not (out["unique_id"].is_monotonic_increasing and _sorted_within(out)):

@@ -24,6 +24,7 @@ from models import FORECASTERS, RobustZScore, SeasonalNaive
 from surgecast.clock import Clock, system_clock
 from surgecast.config import SeriesSettings, ServiceSettings, Settings
 from surgecast.frames import validate_series
+from surgecast.history import RecentHistory
 from surgecast.store import Store
 
 __all__ = ["Pipeline", "TickReport", "step_of"]
@@ -31,6 +32,7 @@ __all__ = ["Pipeline", "TickReport", "step_of"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+_NO_FORECAST = pd.DataFrame({"ds": pd.Series([], dtype="datetime64[ns, UTC]"), "yhat_upper": []})
 EventsProvider = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]
 
 
@@ -56,7 +58,9 @@ class TickReport:
 
     def error(self, stage: str, subject: str, exc: BaseException) -> None:
         log.warning("tick %s: %s failed for %s: %s", self.now, stage, subject, exc)
-        self.errors.append({"stage": stage, "subject": subject, "error": f"{type(exc).__name__}: {exc}"})
+        self.errors.append(
+            {"stage": stage, "subject": subject, "error": f"{type(exc).__name__}: {exc}"}
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -104,6 +108,10 @@ class Pipeline:
         self.clock = clock
         # set by the process on shutdown so a long backfill stops between series
         self.stop_requested = threading.Event()
+        window = max(settings.forecast.history_days, settings.detect.history_days)
+        self.history = RecentHistory(pd.Timedelta(days=window))
+        self._detectors: dict[str, RobustZScore] = {}
+        self._forecasts: dict[str, pd.DataFrame] = {}
         self._steps = {
             name: step_of(getattr(src, "step", "1min")) for name, src in settings.sources.items()
         }
@@ -153,73 +161,103 @@ class Pipeline:
             report.durations[name] = time.perf_counter() - began
         report.finished_at = pd.Timestamp.now(tz="UTC")
         try:
-            self.store.record_tick(report.started_at, report.finished_at, report.ok, report.summary())
+            self.store.record_tick(
+                report.started_at, report.finished_at, report.ok, report.summary()
+            )
         except Exception as exc:
             report.error("persist", "tick", exc)
         return report
 
     def _collect(self, now: pd.Timestamp, report: TickReport, progress: Progress | None) -> None:
         watermarks = self.store.watermarks()
-        fetched_from = report.fetched_from
         backfill_start = now - pd.Timedelta(days=self.settings.backfill_days)
         total = len(self.series)
+        fresh: list[pd.DataFrame] = []
         for i, series in enumerate(self.series):
             uid = series.unique_id
             if self.stop_requested.is_set():
                 report.error("collect", "*", InterruptedError("shutdown requested"))
                 return
             try:
-                collector = self.collectors[series.source]
                 mark = watermarks.get(uid)
                 start = backfill_start if mark is None else max(mark + pd.Timedelta(1, "ns"), backfill_start)
                 if start >= now:
                     report.points[uid] = 0
                     continue
-                fetched_from[uid] = start
-                raw = collector.fetch(SeriesRequest(uid, series.query), start, now)
+                report.fetched_from[uid] = start
+                raw = self.collectors[series.source].fetch(SeriesRequest(uid, series.query), start, now)
                 checked = validate_series(raw, source=f"{series.source}:{uid}")
                 frame = checked.frame
                 frame = frame[(frame["ds"] >= start) & (frame["ds"] < now) & (frame["unique_id"] == uid)]
                 report.repairs.extend(checked.repairs)
-                report.points[uid] = self.store.upsert_points(frame) if len(frame) else 0
+                report.points[uid] = len(frame)
+                if len(frame):
+                    fresh.append(frame)
             except Exception as exc:
                 report.error("collect", uid, exc)
             if progress is not None:
                 progress("collect", i + 1, total)
+        if fresh:
+            batch = pd.concat(fresh, ignore_index=True)
+            try:
+                self.store.upsert_points(batch)  # one transaction for the whole tick
+            except Exception as exc:
+                # nothing was stored: forget the counts so detection waits for the retry
+                report.error("collect", "store", exc)
+                report.points = {uid: 0 for uid in report.points}
+                return
+            self.history.extend(batch)
+        self.history.load_missing(self.store, [s.unique_id for s in self.series], now)
+        self.history.trim(now)
 
     def _detect(self, now: pd.Timestamp, report: TickReport) -> None:
         cfg = self.settings.detect
+        hits: list[pd.DataFrame] = []
         for series in self.series:
             uid = series.unique_id
-            if not report.points.get(uid):
+            if not report.points.get(uid) or self.stop_requested.is_set():
                 continue
             try:
                 # score what this tick brought, bounded by the rescore window after a backfill
                 window_start = max(
-                    now - pd.Timedelta(minutes=cfg.rescore_minutes),
-                    report.fetched_from.get(uid, now),
+                    now - pd.Timedelta(minutes=cfg.rescore_minutes), report.fetched_from.get(uid, now)
                 )
-                history_start = window_start - pd.Timedelta(days=cfg.history_days)
-                points = self.store.read_points(uid, start=history_start, end=now)
-                history = points[points["ds"] < window_start]
-                fresh = points[points["ds"] >= window_start]
-                if fresh.empty or history.empty:
-                    continue
-                # do not learn from anomalies: points flagged before stay out of the history
-                flagged = self.store.read_anomalies(uid, start=history_start, end=window_start)
+                fresh = self.history.get(uid, start=window_start, end=now)
+                detector = self._detectors.get(uid)
+                if detector is None:
+                    detector = self._fit_detector(uid, window_start)
+                    if detector is None:
+                        continue
+                scored = detector.score(fresh)  # online: learns the points it did not flag
+                flagged = scored[scored["is_anomaly"]]
                 if len(flagged):
-                    history = history[~history["ds"].isin(flagged["ds"])]
-                detector = RobustZScore(threshold=cfg.threshold)
-                scored = detector.fit(history).score(fresh)
-                hits = scored[scored["is_anomaly"]]
-                if len(hits):
-                    report.anomalies += self.store.save_anomalies(hits)
+                    hits.append(flagged)
             except Exception as exc:
+                self._detectors.pop(uid, None)  # refit from the store next tick
                 report.error("detect", uid, exc)
+        if hits:
+            report.anomalies += self.store.save_anomalies(pd.concat(hits, ignore_index=True))
+
+    def _fit_detector(self, uid: str, until: pd.Timestamp) -> RobustZScore | None:
+        cfg = self.settings.detect
+        history_start = until - pd.Timedelta(days=cfg.history_days)
+        history = self.history.get(uid, start=history_start, end=until)
+        if len(history) < 2:
+            return None
+        # do not learn from anomalies: points flagged before stay out of the history
+        flagged = self.store.read_anomalies(uid, start=history_start, end=until, limit=100_000)
+        if len(flagged):
+            history = history[~history["ds"].isin(flagged["ds"])]
+        detector = RobustZScore(threshold=cfg.threshold).fit(history)
+        self._detectors[uid] = detector
+        return detector
 
     def horizon_steps(self, series: SeriesSettings) -> int:
         lead = max(
-            (svc.startup_delay_seconds + svc.margin_seconds for svc in self.settings.services.values()),
+            (
+                svc.startup_delay_seconds + svc.margin_seconds
+                for svc in self.settings.services.values()
+            ),
             default=600,
         )
         seconds = lead + self.settings.forecast.extra_horizon_minutes * 60
@@ -228,19 +266,22 @@ class Pipeline:
     def _forecast(self, now: pd.Timestamp, report: TickReport) -> None:
         cfg = self.settings.forecast
         model_cls = FORECASTERS.get(cfg.model, SeasonalNaive)
+        self._forecasts = {}
         for series in self.series:
             uid = series.unique_id
+            if self.stop_requested.is_set():
+                return
             try:
-                history = self.store.read_points(
-                    uid, start=now - pd.Timedelta(days=cfg.history_days), end=now
-                )
+                history = self.history.get(uid, start=now - pd.Timedelta(days=cfg.history_days), end=now)
                 if history.empty:
                     continue
                 model = model_cls().fit(history)
-                forecast = model.predict(self.horizon_steps(series), level=cfg.level)
-                report.forecasts += self.store.save_forecast(forecast, created_at=now)
+                self._forecasts[uid] = model.predict(self.horizon_steps(series), level=cfg.level)
             except Exception as exc:
                 report.error("forecast", uid, exc)
+        if self._forecasts:
+            batch = pd.concat(self._forecasts.values(), ignore_index=True)
+            report.forecasts += self.store.save_forecast(batch, created_at=now)
 
     def _plan(self, now: pd.Timestamp, report: TickReport) -> None:
         previous = {r["service"]: r for r in self.store.latest_recommendations()}
@@ -268,16 +309,18 @@ class Pipeline:
             min_replicas=svc.min_replicas,
             max_replicas=svc.max_replicas,
         )
-        recent = self.store.read_points(
+        recent = self.history.get(
             uid, start=now - pd.Timedelta(seconds=self.settings.stale_after_seconds), end=now
         )
         current_load = float(recent["y"].iloc[-1]) if len(recent) else None
         newest_at = recent["ds"].iloc[-1] if len(recent) else None
-        forecast = self.store.read_forecast(uid, start=now, end=now + lead + pd.Timedelta(1, "ns"))
-        forecast = forecast[forecast["created_at"] >= now] if "created_at" in forecast else forecast
+        forecast = self._forecasts.get(uid, _NO_FORECAST)
+        forecast = forecast[(forecast["ds"] >= now) & (forecast["ds"] <= now + lead)]
         stale_reasons = []
         if current_load is None:
-            stale_reasons.append(f"no {svc.load_metric} point in the last {self.settings.stale_after_seconds} s")
+            stale_reasons.append(
+                f"no {svc.load_metric} point in the last {self.settings.stale_after_seconds} s"
+            )
         if forecast.empty:
             stale_reasons.append("no fresh forecast (model failed or no history)")
         previous_replicas = int(previous["recommended_replicas"]) if previous else None
@@ -391,13 +434,19 @@ class Pipeline:
         for series in self.series:
             uid = series.unique_id
             try:
-                history = self.store.read_points(uid, start=now - pd.Timedelta(days=cfg.history_days), end=now)
+                history = self.store.read_points(
+                    uid, start=now - pd.Timedelta(days=cfg.history_days), end=now
+                )
                 if history.empty:
                     results[uid] = "no history"
                     continue
                 model = model_cls().fit(history)
                 save_model(
-                    self.store, uid, model, trained_until=now, n_points=len(history),
+                    self.store,
+                    uid,
+                    model,
+                    trained_until=now,
+                    n_points=len(history),
                     models_dir=self.settings.models_dir,
                 )
                 results[uid] = "ok"

@@ -60,7 +60,13 @@ def save_model(
         "libraries": _library_versions(),
     }
     return store.register_model(
-        unique_id, model.name, version, str(path), checksum, metadata, created_at=pd.Timestamp.now(tz="UTC")
+        unique_id,
+        model.name,
+        version,
+        str(path),
+        checksum,
+        metadata,
+        created_at=pd.Timestamp.now(tz="UTC"),
     )
 
 

@@ -45,7 +45,9 @@ def _start_dashboard(settings: Settings) -> subprocess.Popen[bytes] | None:
     if not settings.dashboard.enabled:
         return None
     env = dict(os.environ)
-    env["SURGECAST_API_URL"] = settings.dashboard.api_url or f"http://{settings.api.host}:{settings.api.port}"
+    env["SURGECAST_API_URL"] = (
+        settings.dashboard.api_url or f"http://{settings.api.host}:{settings.api.port}"
+    )
     log.info("dashboard on http://%s:%d", settings.dashboard.host, settings.dashboard.port)
     # own process group: a Ctrl-C reaches it through us, so we decide the order of shutdown
     return subprocess.Popen(dashboard_command(settings), env=env, start_new_session=True)
@@ -66,7 +68,9 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run_service(settings: Settings, *, with_scheduler: bool = True, with_dashboard: bool = True) -> int:
+def run_service(
+    settings: Settings, *, with_scheduler: bool = True, with_dashboard: bool = True
+) -> int:
     """``surgecast run``: scheduler, API and dashboard in one process tree. Returns the exit code."""
     store = Store(settings.store.url)
     state = ServiceState()

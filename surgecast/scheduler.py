@@ -50,8 +50,12 @@ def run_tick(pipeline: Pipeline, state: ServiceState) -> TickReport | None:
         report = pipeline.tick()
         log.info(
             "tick %s: %d points, %d anomalies, %d forecasts, %d recommendations, %d errors (%.1f s)",
-            report.now, sum(report.points.values()), report.anomalies, report.forecasts,
-            len(report.recommendations), len(report.errors),
+            report.now,
+            sum(report.points.values()),
+            report.anomalies,
+            report.forecasts,
+            len(report.recommendations),
+            len(report.errors),
             (report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0,
         )
         with state.lock:

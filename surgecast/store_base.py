@@ -141,8 +141,9 @@ def _stage_name(table: Table) -> str:
     return f"stage_{table.name}"
 
 
-def where_range(stmt: _Select, column: Any, start: TimestampLike | None,
-                end: TimestampLike | None) -> _Select:
+def where_range(
+    stmt: _Select, column: Any, start: TimestampLike | None, end: TimestampLike | None
+) -> _Select:
     """Restrict ``stmt`` to ``start <= column < end`` (either bound may be open)."""
     start_ns = optional_ns(start, field="start")
     end_ns = optional_ns(end, field="end")
@@ -209,8 +210,9 @@ def float_column(frame: pd.DataFrame, column: str, *, source: str) -> list[float
     return [None if math.isnan(v) else v for v in values.tolist()]
 
 
-def text_column(frame: pd.DataFrame, column: str, *, source: str,
-                nullable: bool = False) -> list[str | None]:
+def text_column(
+    frame: pd.DataFrame, column: str, *, source: str, nullable: bool = False
+) -> list[str | None]:
     """The column as Python strings; missing values are ``None`` if allowed, else ``DataError``."""
     values = frame[column]
     missing = values.isna().to_numpy()

@@ -36,7 +36,9 @@ DEFAULT_URL = "sqlite:///./var/surgecast.db"
 # a bulk upsert holds SQLite's single write lock for a few seconds; writers queue rather than fail
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
-_URL_HINT = "use e.g. sqlite:///./var/surgecast.db or postgresql+psycopg://user:password@host:5432/db"
+_URL_HINT = (
+    "use e.g. sqlite:///./var/surgecast.db or postgresql+psycopg://user:password@host:5432/db"
+)
 
 
 def parse_url(url: str | URL) -> URL:
@@ -119,9 +121,7 @@ def _postgres_engine(url: URL) -> Engine:
 
 
 @contextmanager
-def guard(
-    url: URL, action: str, driver_error: type[Exception] | None = None
-) -> Iterator[None]:
+def guard(url: URL, action: str, driver_error: type[Exception] | None = None) -> Iterator[None]:
     """Translate any SQLAlchemy (or raw driver) error raised inside the block into a StoreError.
 
     Args:

@@ -33,12 +33,26 @@ __all__ = ["RECOMMENDATION_FIELDS", "RecordStore"]
 
 # field -> required?  Unknown keys are refused so a typo cannot silently drop data.
 RECOMMENDATION_FIELDS = {
-    "service": True, "at": True, "valid_until": False, "current_replicas": False,
-    "recommended_replicas": True, "throttle_rps": False, "reason": True, "inputs": False,
-    "stale": False, "model": True,
+    "service": True,
+    "at": True,
+    "valid_until": False,
+    "current_replicas": False,
+    "recommended_replicas": True,
+    "throttle_rps": False,
+    "reason": True,
+    "inputs": False,
+    "stale": False,
+    "model": True,
 }
-_TIME_COLUMNS = {"at", "valid_until", "created_at", "next_attempt_at", "delivered_at",
-                 "started_at", "finished_at"}
+_TIME_COLUMNS = {
+    "at",
+    "valid_until",
+    "created_at",
+    "next_attempt_at",
+    "delivered_at",
+    "started_at",
+    "finished_at",
+}
 _JSON_COLUMNS = {"inputs", "payload", "metadata", "summary"}
 
 
@@ -61,8 +75,9 @@ class RecordStore(StoreBase):
         unknown = sorted(set(rec) - set(RECOMMENDATION_FIELDS))
         if unknown:
             raise DataError(f"{source}: unknown field(s) {unknown}; put extra context in 'inputs'")
-        missing = [k for k, required in RECOMMENDATION_FIELDS.items()
-                   if required and rec.get(k) is None]
+        missing = [
+            k for k, required in RECOMMENDATION_FIELDS.items() if required and rec.get(k) is None
+        ]
         if missing:
             raise DataError(f"{source}: missing required field(s) {missing}")
         row = {
@@ -97,8 +112,11 @@ class RecordStore(StoreBase):
         )
         stmt = (
             select(recommendations)
-            .join(newest, (recommendations.c.service == newest.c.service)
-                  & (recommendations.c.at == newest.c.at))
+            .join(
+                newest,
+                (recommendations.c.service == newest.c.service)
+                & (recommendations.c.at == newest.c.at),
+            )
             .order_by(recommendations.c.service)
         )
         return self._records(stmt, "read the latest recommendations")
@@ -129,8 +147,11 @@ class RecordStore(StoreBase):
         """
         created_ns = to_ns(created_at, field="created_at")
         row = {
-            "dedup_key": str(dedup_key), "payload": encode_json(payload, field="payload"),
-            "status": ALERT_PENDING, "attempts": 0, "created_at": created_ns,
+            "dedup_key": str(dedup_key),
+            "payload": encode_json(payload, field="payload"),
+            "status": ALERT_PENDING,
+            "attempts": 0,
+            "created_at": created_ns,
             "next_attempt_at": created_ns,
         }
         stmt = (
@@ -210,8 +231,11 @@ class RecordStore(StoreBase):
             StoreError: this ``(unique_id, model, version)`` is already registered.
         """
         row = {
-            "unique_id": str(unique_id), "model": str(model), "version": str(version),
-            "path": str(path), "checksum": str(checksum),
+            "unique_id": str(unique_id),
+            "model": str(model),
+            "version": str(version),
+            "path": str(path),
+            "checksum": str(checksum),
             "metadata": encode_json(metadata, field="metadata"),
             "created_at": to_ns(created_at, field="created_at"),
         }
@@ -293,4 +317,3 @@ def _float(value: Any, field: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         raise DataError(f"save_recommendation: {field} must be a number or None, got {value!r}")
     return None if np.isnan(value) else float(value)
-

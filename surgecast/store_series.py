@@ -31,16 +31,39 @@ log = logging.getLogger(__name__)
 
 FORECAST_COLUMNS = ("unique_id", "ds", "yhat", "yhat_lower", "yhat_upper", "model", "level")
 ANOMALY_COLUMNS = (
-    "unique_id", "ds", "y", "expected", "lower", "upper", "score", "is_anomaly", "kind", "detector",
+    "unique_id",
+    "ds",
+    "y",
+    "expected",
+    "lower",
+    "upper",
+    "score",
+    "is_anomaly",
+    "kind",
+    "detector",
 )
 _POINTS_SPEC = {"unique_id": "str", "ds": "time", "y": "float"}
 _FORECAST_SPEC = {
-    "unique_id": "str", "ds": "time", "yhat": "float", "yhat_lower": "float",
-    "yhat_upper": "float", "model": "str", "level": "float", "created_at": "time",
+    "unique_id": "str",
+    "ds": "time",
+    "yhat": "float",
+    "yhat_lower": "float",
+    "yhat_upper": "float",
+    "model": "str",
+    "level": "float",
+    "created_at": "time",
 }
 _ANOMALY_SPEC = {
-    "unique_id": "str", "ds": "time", "y": "float", "expected": "float", "lower": "float",
-    "upper": "float", "score": "float", "is_anomaly": "bool", "kind": "object", "detector": "str",
+    "unique_id": "str",
+    "ds": "time",
+    "y": "float",
+    "expected": "float",
+    "lower": "float",
+    "upper": "float",
+    "score": "float",
+    "is_anomaly": "bool",
+    "kind": "object",
+    "detector": "str",
 }
 
 
@@ -119,8 +142,7 @@ class SeriesStore(StoreBase):
     def series_summary(self) -> pd.DataFrame:
         """One row per series: ``unique_id, first_ds, last_ds, n_points``, sorted by unique_id."""
         stmt = (
-            select(points.c.unique_id, func.min(points.c.ds), func.max(points.c.ds),
-                   func.count())
+            select(points.c.unique_id, func.min(points.c.ds), func.max(points.c.ds), func.count())
             .group_by(points.c.unique_id)
             .order_by(points.c.unique_id)
         )
@@ -149,8 +171,11 @@ class SeriesStore(StoreBase):
         ds = series_to_ns(frame["ds"], source=source)
         keys = pd.DataFrame({"unique_id": frame["unique_id"].to_numpy(), "ds": ds})
         reject_duplicates(keys, ["unique_id", "ds"], source=source)
-        level = (float_column(frame, "level", source=source) if "level" in frame.columns
-                 else [None] * len(frame))
+        level = (
+            float_column(frame, "level", source=source)
+            if "level" in frame.columns
+            else [None] * len(frame)
+        )
         columns: dict[str, list[Any]] = {
             "unique_id": text_column(frame, "unique_id", source=source),
             "ds": ds.tolist(),
@@ -204,8 +229,13 @@ class SeriesStore(StoreBase):
         if frame.empty:
             return 0
         ds = series_to_ns(frame["ds"], source=source)
-        keys = pd.DataFrame({"unique_id": frame["unique_id"].to_numpy(), "ds": ds,
-                             "detector": frame["detector"].to_numpy()})
+        keys = pd.DataFrame(
+            {
+                "unique_id": frame["unique_id"].to_numpy(),
+                "ds": ds,
+                "detector": frame["detector"].to_numpy(),
+            }
+        )
         reject_duplicates(keys, ["unique_id", "ds", "detector"], source=source)
         flags = frame["is_anomaly"]
         if flags.isna().any() or not flags.isin([True, False]).all():
@@ -213,18 +243,25 @@ class SeriesStore(StoreBase):
         columns: dict[str, list[Any]] = {
             "unique_id": text_column(frame, "unique_id", source=source),
             "ds": ds.tolist(),
-            **{c: float_column(frame, c, source=source)
-               for c in ("y", "expected", "lower", "upper", "score")},
+            **{
+                c: float_column(frame, c, source=source)
+                for c in ("y", "expected", "lower", "upper", "score")
+            },
             "is_anomaly": [bool(f) for f in flags.tolist()],
-            "kind": (text_column(frame, "kind", source=source, nullable=True)
-                     if "kind" in frame.columns else [None] * len(frame)),
+            "kind": (
+                text_column(frame, "kind", source=source, nullable=True)
+                if "kind" in frame.columns
+                else [None] * len(frame)
+            ),
             "detector": text_column(frame, "detector", source=source),
         }
         stmt = self._bulk_insert(anomalies, list(columns))
         stmt = stmt.on_conflict_do_update(
             index_elements=[anomalies.c.unique_id, anomalies.c.ds, anomalies.c.detector],
-            set_={c: stmt.excluded[c]
-                  for c in ("y", "expected", "lower", "upper", "score", "is_anomaly", "kind")},
+            set_={
+                c: stmt.excluded[c]
+                for c in ("y", "expected", "lower", "upper", "score", "is_anomaly", "kind")
+            },
         )
         return self._bulk(stmt, columns, "save anomalies")
 
@@ -263,7 +300,6 @@ class SeriesStore(StoreBase):
         return to_frame(rows[::-1], _ANOMALY_SPEC)
 
 
-
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` as a canonical series frame, validating only when it is not one already.
 
@@ -287,10 +323,14 @@ def _is_canonical(frame: Any) -> bool:
     except KeyError:
         return False
     if not (
-        pd.api.types.is_string_dtype(uid) and not uid.dtype == object
-        and isinstance(ds.dtype, pd.DatetimeTZDtype) and str(ds.dt.tz) == "UTC"
-        and y.dtype == np.float64 and bool(np.isfinite(y.to_numpy()).all())
-        and not uid.isna().any() and bool((uid.str.strip().str.len() > 0).all())
+        pd.api.types.is_string_dtype(uid)
+        and not uid.dtype == object
+        and isinstance(ds.dtype, pd.DatetimeTZDtype)
+        and str(ds.dt.tz) == "UTC"
+        and y.dtype == np.float64
+        and bool(np.isfinite(y.to_numpy()).all())
+        and not uid.isna().any()
+        and bool((uid.str.strip().str.len() > 0).all())
         and uid.is_monotonic_increasing
     ):
         return False

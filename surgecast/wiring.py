@@ -39,7 +39,9 @@ def make_simulator(source: SimulatorSource) -> Any:
     from simulator import Simulator, SimulatorConfig
 
     return Simulator(
-        SimulatorConfig(seed=source.seed, step=source.step, incidents_per_day=source.incidents_per_day)
+        SimulatorConfig(
+            seed=source.seed, step=source.step, incidents_per_day=source.incidents_per_day
+        )
     )
 
 
@@ -71,7 +73,9 @@ def resolve_series(settings: Settings, sources: Sources) -> list[SeriesSettings]
     for name, sim in sources.simulators.items():
         for uid in sim.series_ids():
             service, _, metric = uid.partition(":")
-            resolved.append(SeriesSettings(service=service, metric=metric, source=name, simulator=uid))
+            resolved.append(
+                SeriesSettings(service=service, metric=metric, source=name, simulator=uid)
+            )
     return resolved
 
 

@@ -89,7 +89,8 @@ def test_series_and_points_without_duplicates(ticked):
     assert "bet-placement:requests_per_second" in ids
     start = (NOW - pd.Timedelta(hours=6)).isoformat()
     body = ticked.get(
-        "/v1/series/bet-placement:requests_per_second/points", params={"start": start, "end": NOW.isoformat()}
+        "/v1/series/bet-placement:requests_per_second/points",
+        params={"start": start, "end": NOW.isoformat()},
     ).json()
     ds = [p["ds"] for p in body["points"]]
     assert len(ds) == 72 and len(set(ds)) == len(ds)
@@ -99,7 +100,11 @@ def test_series_and_points_without_duplicates(ticked):
 def test_points_limit_and_truncation(ticked):
     body = ticked.get(
         "/v1/series/bet-placement:requests_per_second/points",
-        params={"start": (NOW - pd.Timedelta(hours=6)).isoformat(), "end": NOW.isoformat(), "limit": 10},
+        params={
+            "start": (NOW - pd.Timedelta(hours=6)).isoformat(),
+            "end": NOW.isoformat(),
+            "limit": 10,
+        },
     ).json()
     assert len(body["points"]) == 10 and body["truncated"] is True
 
@@ -127,6 +132,12 @@ def test_unknown_series_is_404(ticked):
 
 def test_openapi_lists_the_endpoints(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/healthz", "/readyz", "/v1/recommendations", "/v1/recommendations/{service}",
-                 "/v1/series", "/v1/series/{unique_id}/points"):
+    for path in (
+        "/healthz",
+        "/readyz",
+        "/v1/recommendations",
+        "/v1/recommendations/{service}",
+        "/v1/series",
+        "/v1/series/{unique_id}/points",
+    ):
         assert path in paths

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from surgecast.cli import app
@@ -55,7 +56,9 @@ def test_misspelt_key_names_the_file_the_key_and_the_allowed_keys(tmp_path):
 
 def test_bad_value_names_key_and_expectation(tmp_path):
     path = write(tmp_path, "tick_interval_seconds: soon\n")
-    with pytest.raises(ConfigError, match=r"key 'tick_interval_seconds': Input should be a valid integer.*'soon'"):
+    with pytest.raises(
+        ConfigError, match=r"key 'tick_interval_seconds': Input should be a valid integer.*'soon'"
+    ):
         load_settings(path)
 
 
@@ -120,7 +123,7 @@ def test_missing_file_and_bad_yaml_are_config_errors(tmp_path):
 
 def test_settings_are_frozen():
     s = Settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         s.tick_interval_seconds = 5  # type: ignore[misc]
 
 

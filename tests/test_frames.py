@@ -45,7 +45,9 @@ def test_naive_and_foreign_timezones_become_utc():
 
 
 def test_exact_duplicates_are_dropped_and_counted():
-    raw = frame(unique_id=["a", "a", "a"], ds=["2026-01-01T00:00Z"] * 2 + ["2026-01-01T00:01Z"], y=[1, 1, 2])
+    raw = frame(
+        unique_id=["a", "a", "a"], ds=["2026-01-01T00:00Z"] * 2 + ["2026-01-01T00:01Z"], y=[1, 1, 2]
+    )
     checked = validate_series(raw)
     assert len(checked.frame) == 2
     assert any("1 exact duplicate" in r for r in checked.repairs)
@@ -53,13 +55,17 @@ def test_exact_duplicates_are_dropped_and_counted():
 
 def test_conflicting_duplicates_are_rejected_naming_the_series_and_time():
     raw = frame(unique_id=["a", "a"], ds=["2026-01-01T00:00Z"] * 2, y=[1, 5])
-    with pytest.raises(DataError, match=r"conflicting values, first 'a' at 2026-01-01T00:00:00\+00:00"):
+    with pytest.raises(
+        DataError, match=r"conflicting values, first 'a' at 2026-01-01T00:00:00\+00:00"
+    ):
         validate_series(raw)
 
 
 def test_non_numeric_values_are_rejected_naming_rows():
     raw = frame(unique_id=["a", "a"], ds=["2026-01-01T00:00Z", "2026-01-01T00:01Z"], y=[1, "lots"])
-    with pytest.raises(DataError, match=r"column 'y' has non-numeric values at rows 1 \(first: 'lots'\)"):
+    with pytest.raises(
+        DataError, match=r"column 'y' has non-numeric values at rows 1 \(first: 'lots'\)"
+    ):
         validate_series(raw)
 
 

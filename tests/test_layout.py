@@ -37,8 +37,21 @@ def test_leaf_packages_do_not_import_the_core_or_each_other(package):
 
 
 def test_the_user_requested_layout_exists():
-    for entry in ("models", "collectors", "actions", "dashboard", "notebooks", "tests", "surgecast",
-                  "simulator", "benchmarks", "pyproject.toml", "README.md", "Makefile", ".ci/run"):
+    for entry in (
+        "models",
+        "collectors",
+        "actions",
+        "dashboard",
+        "notebooks",
+        "tests",
+        "surgecast",
+        "simulator",
+        "benchmarks",
+        "pyproject.toml",
+        "README.md",
+        "Makefile",
+        ".ci/run",
+    ):
         assert (REPO / entry).exists(), entry
 
 

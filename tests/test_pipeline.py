@@ -56,7 +56,10 @@ def test_first_tick_backfills_and_recommends_for_every_service(pipeline, store, 
         assert rec["reason"].startswith(rec["service"])
         assert pd.Timestamp(rec["valid_until"]) > pd.Timestamp(rec["at"])
         assert isinstance(rec["stale"], bool)
-        assert rec["inputs"]["capacity_per_replica"] == settings.services[rec["service"]].capacity_per_replica
+        assert (
+            rec["inputs"]["capacity_per_replica"]
+            == settings.services[rec["service"]].capacity_per_replica
+        )
     assert report.forecasts > 0
     assert store.last_tick()["ok"] is True
 
@@ -80,7 +83,9 @@ def test_restart_fills_the_gap_without_duplicates(settings, store):
     report = restarted.tick(NOW + pd.Timedelta(hours=2))
     assert report.errors == []
     uid = "bet-placement:requests_per_second"
-    points = store.read_points(uid, start=NOW - pd.Timedelta(days=3), end=NOW + pd.Timedelta(hours=2))
+    points = store.read_points(
+        uid, start=NOW - pd.Timedelta(days=3), end=NOW + pd.Timedelta(hours=2)
+    )
     assert points["ds"].is_unique
     steps = points["ds"].diff().dropna().unique()
     assert list(steps) == [pd.Timedelta("5min")]  # contiguous: the gap was filled
@@ -183,8 +188,12 @@ def test_anomalies_are_detected_and_stored(tmp_path, store):
     # no simulated incidents: the only anomaly is the one injected below. On 5-min data the
     # detector needs three previous days at the same phase, hence 4 days of history.
     settings = small_settings(
-        tmp_path, "sqlite://", backfill_days=4,
-        sources={"simulator": {"type": "simulator", "seed": 11, "step": "5min", "incidents_per_day": 0}},
+        tmp_path,
+        "sqlite://",
+        backfill_days=4,
+        sources={
+            "simulator": {"type": "simulator", "seed": 11, "step": "5min", "incidents_per_day": 0}
+        },
         detect={"history_days": 3.5, "rescore_minutes": 60},
     )
     sources = build_sources(settings)

@@ -32,12 +32,12 @@ tick_interval_seconds: 5
 backfill_days: 2
 sources:
   simulator: {{type: simulator, seed: 5, step: 1min}}
-store: {{url: "sqlite:///{tmp_path / 'run.db'}"}}
+store: {{url: "sqlite:///{tmp_path / "run.db"}"}}
 api: {{host: 127.0.0.1, port: {api_port}}}
 dashboard: {{enabled: true, host: 127.0.0.1, port: {dash_port}}}
 forecast: {{history_days: 2}}
 detect: {{history_days: 1}}
-models_dir: {tmp_path / 'models'}
+models_dir: {tmp_path / "models"}
 """
     )
     return path
@@ -54,7 +54,9 @@ def wait_for(predicate, timeout: float, what: str):
         except httpx.HTTPError as exc:
             last_error = exc
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error})")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what} (last error: {last_error})"
+    )
 
 
 def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -90,7 +92,9 @@ def test_run_serves_stops_cleanly_and_resumes(tmp_path):
             timeout=150, what="four recommendations",
         )  # fmt: skip
         assert {r["service"] for r in recs} == {"odds-api", "bet-placement", "account", "payments"}
-        assert all({"recommended_replicas", "reason", "valid_until", "stale"} <= set(r) for r in recs)
+        assert all(
+            {"recommended_replicas", "reason", "valid_until", "stale"} <= set(r) for r in recs
+        )
         health = wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{dash_port}/_stcore/health", timeout=3).text,
             timeout=60, what="the dashboard",
@@ -107,11 +111,15 @@ def test_run_serves_stops_cleanly_and_resumes(tmp_path):
     proc = start(config, log)
     try:
         wait_for(
-            lambda: httpx.get(f"{base}/readyz", timeout=3).status_code == 200, timeout=120, what="ready"
+            lambda: httpx.get(f"{base}/readyz", timeout=3).status_code == 200,
+            timeout=120,
+            what="ready",
         )
         time.sleep(6)  # at least one more tick on the resumed store
         # the default window is the last 24 h, which spans both runs
-        body = httpx.get(f"{base}/v1/series/bet-placement:requests_per_second/points", timeout=5).json()
+        body = httpx.get(
+            f"{base}/v1/series/bet-placement:requests_per_second/points", timeout=5
+        ).json()
         ds = [p["ds"] for p in body["points"]]
         assert len(ds) > 100
         assert len(set(ds)) == len(ds)
