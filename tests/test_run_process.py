@@ -127,3 +127,25 @@ def test_run_serves_stops_cleanly_and_resumes(tmp_path):
         code, took = stop(proc, signal.SIGTERM)
     assert code == 0, log.read_text()[-3000:]
     assert took < 10
+
+
+def test_scheduler_alone_ticks_and_stops_on_sigterm(tmp_path):
+    from surgecast.store import Store
+
+    config = write_config(tmp_path, free_port(), free_port())
+    log = tmp_path / "scheduler.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SURGECAST_")}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [SURGECAST, "scheduler", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    store = Store(f"sqlite:///{tmp_path / 'run.db'}")
+    try:
+        wait_for(lambda: store.last_tick() is not None, timeout=150, what="a recorded tick")
+        assert len(store.latest_recommendations()) == 4
+    finally:
+        code, took = stop(proc, signal.SIGTERM)
+        store.close()
+    assert code == 0, log.read_text()[-3000:]
+    assert took < 10
