@@ -68,6 +68,10 @@ def run(
     no_dashboard: Annotated[
         bool, typer.Option("--no-dashboard", help="Do not start the dashboard.")
     ] = False,
+    speed: Annotated[
+        float | None,
+        typer.Option(help="Demo: run simulated time this many times faster (simulator sources).", min=0.01),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run everything: scheduler (tick every minute), HTTP API and dashboard. Ctrl-C stops it."""
@@ -75,9 +79,24 @@ def run(
 
     _setup_logging(verbose)
     settings = _settings(config)
+    if speed is not None:
+        settings = _with_speed(settings, speed)
     api = f"http://{settings.api.host}:{settings.api.port}"
     err.print(f"surgecast: API on {api} (try {api}/v1/recommendations), store {settings.store.url}")
     raise typer.Exit(run_service(settings, with_dashboard=not no_dashboard))
+
+
+def _with_speed(settings: Settings, speed: float) -> Settings:
+    from surgecast.config import SimulatorSource
+
+    sources = {
+        name: src.model_copy(update={"speed": speed}) if isinstance(src, SimulatorSource) else src
+        for name, src in settings.sources.items()
+    }
+    if not any(isinstance(s, SimulatorSource) for s in sources.values()):
+        err.print("[red]error:[/red] --speed needs a simulator source in the configuration")
+        raise typer.Exit(2)
+    return settings.model_copy(update={"sources": sources})
 
 
 @app.command()

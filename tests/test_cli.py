@@ -81,3 +81,12 @@ def test_tick_on_an_unreachable_store_fails_clearly(tmp_path):
     assert result.exit_code == 1
     assert "secret" not in result.output
     assert "error" in result.output.lower()
+
+
+def test_speed_applies_to_simulator_sources_only():
+    from surgecast.cli import _with_speed
+    from surgecast.config import Settings
+
+    fast = _with_speed(Settings(), 60.0)
+    assert fast.sources["simulator"].speed == 60.0
+    assert Settings().sources["simulator"].speed == 1.0  # the original is untouched
