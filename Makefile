@@ -10,9 +10,10 @@ PIP    := $(PY) -m pip
 .PHONY: run test install install-dev system-deps lint bench clean
 
 $(VENV)/bin/python:
-	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "surgecast needs Python >= 3.11"'
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "surgecast needs Python >= 3.11; set PYTHON=python3.11 or newer")'
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "$(PYTHON) cannot create virtual environments: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+	$(PIP) install -q --upgrade pip || { rm -rf $(VENV); exit 1; }
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e '.[postgres]'
@@ -33,7 +34,7 @@ run: install
 system-deps:
 	bash scripts/system-deps.sh
 
-test: install-dev system-deps
+test: system-deps install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

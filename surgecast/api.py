@@ -14,6 +14,7 @@ import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
+from surgecast.clock import Clock, system_clock
 from surgecast.config import Settings
 from surgecast.errors import (
     DataError,
@@ -61,8 +62,20 @@ def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": [detail]})
 
 
-def create_app(settings: Settings, store: Store, state: ServiceState | None = None) -> FastAPI:
-    """Build the API over ``store``; ``state`` (optional) is this process's tick state."""
+def create_app(
+    settings: Settings,
+    store: Store,
+    state: ServiceState | None = None,
+    clock: Clock = system_clock,
+) -> FastAPI:
+    """Build the API over ``store``.
+
+    Args:
+        settings: the service settings.
+        store: where ticks write.
+        state: this process's tick state, if it runs the scheduler (shown by /readyz).
+        clock: the clock the ticks use (an accelerated demo clock runs ahead of the wall).
+    """
     app = FastAPI(
         title="surgecast",
         version="0.1.0",
@@ -113,22 +126,41 @@ def create_app(settings: Settings, store: Store, state: ServiceState | None = No
         }
         return JSONResponse(status_code=200 if not problems else 503, content=_json_value(body))
 
+    def now_utc() -> pd.Timestamp:
+        ts = pd.Timestamp(clock())
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+    def current(now: pd.Timestamp) -> dict[str, dict[str, Any]]:
+        """Newest recommendation per known service made at or before ``now``."""
+        out = {}
+        for rec in store.latest_recommendations():
+            if rec["service"] not in services:
+                continue
+            if _utc(rec["at"]) > now:  # type: ignore[operator]
+                # written for a later time (a replay or a demo clock): serve what held at now
+                older = store.recommendation_history(rec["service"], end=now, limit=1)
+                if not older:
+                    continue
+                rec = older[-1]
+            out[rec["service"]] = rec
+        return out
+
     @app.get("/v1/recommendations", tags=["recommendations"])
     def recommendations() -> list[dict[str, Any]]:
         """The newest recommendation of every service."""
-        now = pd.Timestamp.now(tz="UTC")
-        return [present(r, now) for r in store.latest_recommendations() if r["service"] in services]
+        now = now_utc()
+        return [present(r, now) for _, r in sorted(current(now).items())]
 
     @app.get("/v1/recommendations/{service}", tags=["recommendations"])
     def recommendation(service: str) -> dict[str, Any]:
         """The newest recommendation of one service (404 if the service is unknown)."""
         if service not in services:
             raise NotFound(f"unknown service {service!r}; known services: {', '.join(services)}")
-        now = pd.Timestamp.now(tz="UTC")
-        for rec in store.latest_recommendations():
-            if rec["service"] == service:
-                return present(rec, now)
-        raise NotFound(f"no recommendation for {service!r} yet; the first tick has not finished")
+        now = now_utc()
+        rec = current(now).get(service)
+        if rec is None:
+            raise NotFound(f"no recommendation for {service!r} yet; the first tick has not finished")
+        return present(rec, now)
 
     @app.get("/v1/series", tags=["series"])
     def series() -> list[dict[str, Any]]:
@@ -144,10 +176,9 @@ def create_app(settings: Settings, store: Store, state: ServiceState | None = No
         limit: int = Query(10_000, ge=1, le=100_000, description="at most this many points"),
     ) -> dict[str, Any]:
         """Points of one series in ``[start, end)``, at most 31 days per request."""
-        known = set(store.watermarks())
-        if unique_id not in known:
+        if store.read_points(unique_id, limit=1).empty:
             raise NotFound(f"unknown series {unique_id!r}; GET /v1/series lists the known ones")
-        end_ts = _utc(end) or pd.Timestamp.now(tz="UTC")
+        end_ts = _utc(end) or now_utc()
         start_ts = _utc(start) or end_ts - pd.Timedelta(hours=24)
         if start_ts >= end_ts:
             return _error(422, "start must be before end", "start")  # type: ignore[return-value]
@@ -157,12 +188,14 @@ def create_app(settings: Settings, store: Store, state: ServiceState | None = No
                 "the range start..end may span at most 31 days; page through longer ranges",
                 "end",
             )
-        frame = store.read_points(unique_id, start=start_ts, end=end_ts, limit=limit)
+        frame = store.read_points(unique_id, start=start_ts, end=end_ts, limit=limit + 1)
+        truncated = len(frame) > limit
+        frame = frame.iloc[:limit]
         return {
             "unique_id": unique_id,
             "start": start_ts.isoformat(),
             "end": end_ts.isoformat(),
-            "truncated": len(frame) >= limit,
+            "truncated": truncated,
             "points": [
                 {"ds": ds.isoformat(), "y": _json_value(float(y))}
                 for ds, y in zip(frame["ds"], frame["y"], strict=True)

@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
+import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from surgecast.errors import ConfigError
@@ -43,12 +44,25 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_step(value: str) -> str:
+    try:
+        step = pd.Timedelta(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a duration such as '1min', '5min' or '60s'") from None
+    if step <= pd.Timedelta(0):
+        raise ValueError(f"step {value!r} must be positive")
+    return value
+
+
+Step = Annotated[str, AfterValidator(_check_step)]
+
+
 class SimulatorSource(_Model):
     """The built-in betting-platform simulator (the embedded default source)."""
 
     type: Literal["simulator"] = "simulator"
     seed: int = 7
-    step: str = Field("1min", description="grid step of the simulated series (pandas offset)")
+    step: Step = Field("1min", description="grid step of the simulated series (pandas offset)")
     speed: float = Field(1.0, gt=0, description="simulated seconds per real second (demos)")
     incidents_per_day: float = Field(0.35, ge=0, description="mean incident rate; 0 disables")
 
@@ -58,7 +72,7 @@ class PrometheusSource(_Model):
 
     type: Literal["prometheus"] = "prometheus"
     url: str = "http://127.0.0.1:9090"
-    step: str = "1min"
+    step: Step = "1min"
     timeout_seconds: float = Field(10.0, gt=0)
     bearer_token: str | None = None
     verify_tls: bool = True
@@ -192,7 +206,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
+        seen: set[str] = set()
         for s in self.series or []:
+            if s.unique_id in seen:
+                raise ValueError(
+                    f"series {s.unique_id!r} is listed twice; each service:metric may appear once"
+                )
+            seen.add(s.unique_id)
             if s.source not in self.sources:
                 raise ValueError(
                     f"series {s.unique_id!r} names source {s.source!r}, which is not among "
@@ -200,6 +220,14 @@ class Settings(BaseSettings):
                 )
             if isinstance(self.sources[s.source], PrometheusSource) and not s.promql:
                 raise ValueError(f"series {s.unique_id!r} reads Prometheus but has no 'promql'")
+        for name, source in self.sources.items():
+            step = pd.Timedelta(source.step)
+            if step.total_seconds() >= self.stale_after_seconds:
+                raise ValueError(
+                    f"sources.{name}.step ({source.step}) is not shorter than stale_after_seconds "
+                    f"({self.stale_after_seconds}): every recommendation would be stale; raise "
+                    "stale_after_seconds to a few steps"
+                )
         return self
 
     def service_load_series(self, service: str) -> str:

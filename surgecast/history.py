@@ -36,7 +36,7 @@ class RecentHistory:
         missing = [u for u in unique_ids if u not in self._frames]
         if not missing:
             return
-        frame = store.read_points(missing, start=now - self.window, end=now + pd.Timedelta(1, "ns"))
+        frame = store.read_points(missing, start=now - self.window, end=now)
         for uid, group in frame.groupby("unique_id", sort=False):
             self._frames[str(uid)] = group.reset_index(drop=True)
         for uid in missing:

@@ -177,7 +177,7 @@ class Pipeline:
             uid = series.unique_id
             if self.stop_requested.is_set():
                 report.error("collect", "*", InterruptedError("shutdown requested"))
-                return
+                break  # still store what was fetched so far
             try:
                 mark = watermarks.get(uid)
                 start = backfill_start if mark is None else max(mark + pd.Timedelta(1, "ns"), backfill_start)
@@ -198,17 +198,28 @@ class Pipeline:
             if progress is not None:
                 progress("collect", i + 1, total)
         if fresh:
-            batch = pd.concat(fresh, ignore_index=True)
-            try:
-                self.store.upsert_points(batch)  # one transaction for the whole tick
-            except Exception as exc:
-                # nothing was stored: forget the counts so detection waits for the retry
-                report.error("collect", "store", exc)
-                report.points = {uid: 0 for uid in report.points}
-                return
-            self.history.extend(batch)
+            self._store_points(fresh, report)
         self.history.load_missing(self.store, [s.unique_id for s in self.series], now)
         self.history.trim(now)
+
+    def _store_points(self, fresh: list[pd.DataFrame], report: TickReport) -> None:
+        """Upsert the tick's points in one transaction; if that fails, series by series."""
+        batch = pd.concat(fresh, ignore_index=True)
+        try:
+            self.store.upsert_points(batch)
+            self.history.extend(batch)
+            return
+        except Exception as exc:
+            log.warning("batch upsert failed (%s); retrying series by series", exc)
+        for frame in fresh:
+            uid = str(frame["unique_id"].iloc[0])
+            try:
+                self.store.upsert_points(frame)
+                self.history.extend(frame)
+            except Exception as exc:
+                # not stored: detection and forecasting must not use it, the next tick retries
+                report.points[uid] = 0
+                report.error("collect", uid, exc)
 
     def _detect(self, now: pd.Timestamp, report: TickReport) -> None:
         cfg = self.settings.detect
@@ -218,12 +229,17 @@ class Pipeline:
             if not report.points.get(uid) or self.stop_requested.is_set():
                 continue
             try:
-                # score what this tick brought, bounded by the rescore window after a backfill
-                window_start = max(
-                    now - pd.Timedelta(minutes=cfg.rescore_minutes), report.fetched_from.get(uid, now)
+                detector = self._detectors.get(uid)
+                rescore_from = now - pd.Timedelta(minutes=cfg.rescore_minutes)
+                # a detector new to this process (start, restart, refit) rescores the recent
+                # window, so points stored by a process that died before scoring them are seen;
+                # after that, only what this tick brought
+                window_start = (
+                    rescore_from
+                    if detector is None
+                    else max(rescore_from, report.fetched_from.get(uid, now))
                 )
                 fresh = self.history.get(uid, start=window_start, end=now)
-                detector = self._detectors.get(uid)
                 if detector is None:
                     detector = self._fit_detector(uid, window_start)
                     if detector is None:
@@ -236,7 +252,14 @@ class Pipeline:
                 self._detectors.pop(uid, None)  # refit from the store next tick
                 report.error("detect", uid, exc)
         if hits:
-            report.anomalies += self.store.save_anomalies(pd.concat(hits, ignore_index=True))
+            batch = pd.concat(hits, ignore_index=True)
+            try:
+                report.anomalies += self.store.save_anomalies(batch)
+            except Exception as exc:
+                # the detectors learnt around these points: refit them so the next tick rescores
+                for uid in batch["unique_id"].unique():
+                    self._detectors.pop(str(uid), None)
+                report.error("detect", "store", exc)
 
     def _fit_detector(self, uid: str, until: pd.Timestamp) -> RobustZScore | None:
         cfg = self.settings.detect
@@ -340,7 +363,7 @@ class Pipeline:
         base = {"service": service, "at": now, "valid_until": valid_until, "current_replicas": None}
         if forecast.empty:
             # nothing to plan from: hold what we said last (never a scale-down on missing data)
-            held = max(previous_replicas or svc.min_replicas, svc.min_replicas)
+            held = min(max(previous_replicas or svc.min_replicas, svc.min_replicas), svc.max_replicas)
             return {
                 **base,
                 "recommended_replicas": held,
@@ -370,7 +393,7 @@ class Pipeline:
             reason += f"; {event_note}"
         stale = bool(stale_reasons)
         if stale and previous_replicas is not None and previous_replicas > recommended:
-            recommended = previous_replicas
+            recommended = min(previous_replicas, svc.max_replicas)
             reason += f"; holding {recommended} replicas (no scale-down on stale data: {'; '.join(stale_reasons)})"
         elif stale:
             reason += f"; data stale: {'; '.join(stale_reasons)}"
@@ -432,6 +455,8 @@ class Pipeline:
         cfg = self.settings.forecast
         model_cls = FORECASTERS.get(cfg.model, SeasonalNaive)
         for series in self.series:
+            if self.stop_requested.is_set():
+                break
             uid = series.unique_id
             try:
                 history = self.store.read_points(

@@ -18,6 +18,7 @@ from types import FrameType
 import uvicorn
 
 from surgecast.api import create_app
+from surgecast.clock import system_clock
 from surgecast.config import Settings
 from surgecast.scheduler import ServiceState, build_scheduler
 from surgecast.store import Store
@@ -76,7 +77,7 @@ def run_service(
     state = ServiceState()
     pipeline = build_pipeline(settings, store) if with_scheduler else None
     scheduler = build_scheduler(pipeline, settings, state) if pipeline is not None else None
-    app = create_app(settings, store, state)
+    app = create_app(settings, store, state, clock=pipeline.clock if pipeline else system_clock)
     config = uvicorn.Config(
         app, host=settings.api.host, port=settings.api.port, log_level="info", access_log=False
     )

@@ -18,6 +18,7 @@ NOW = pd.Timestamp.now(tz="UTC").floor("5min")
 def settings(tmp_path):
     return Settings(
         backfill_days=2,
+        stale_after_seconds=900,
         sources={"simulator": {"type": "simulator", "seed": 3, "step": "5min"}},
         store={"url": f"sqlite:///{tmp_path / 'api.db'}"},
         forecast={"history_days": 2},
@@ -141,3 +142,27 @@ def test_openapi_lists_the_endpoints(client):
         "/v1/series/{unique_id}/points",
     ):
         assert path in paths
+
+
+def test_a_recommendation_dated_in_the_future_is_not_served_as_current(ticked, store):
+    current = ticked.get("/v1/recommendations/payments").json()
+    future = NOW + pd.Timedelta(hours=3)
+    store.save_recommendation(
+        {
+            "service": "payments", "at": future, "valid_until": future + pd.Timedelta("3min"),
+            "current_replicas": None, "recommended_replicas": 19, "throttle_rps": None,
+            "reason": "payments: replayed", "inputs": {}, "stale": False, "model": "x",
+        }
+    )  # fmt: skip
+    served = ticked.get("/v1/recommendations/payments").json()
+    assert served["at"] == current["at"]
+    assert served["recommended_replicas"] == current["recommended_replicas"]
+
+
+def test_truncated_is_false_when_exactly_limit_points_exist(ticked):
+    params = {"start": (NOW - pd.Timedelta("50min")).isoformat(), "end": NOW.isoformat()}
+    uid = "bet-placement:requests_per_second"
+    body = ticked.get(f"/v1/series/{uid}/points", params={**params, "limit": 10}).json()
+    assert len(body["points"]) == 10 and body["truncated"] is False
+    body = ticked.get(f"/v1/series/{uid}/points", params={**params, "limit": 9}).json()
+    assert len(body["points"]) == 9 and body["truncated"] is True

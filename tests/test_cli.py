@@ -59,7 +59,7 @@ def test_simulate_generate_rejects_a_bad_step(tmp_path):
 def test_tick_once_prints_the_recommendations(tmp_path, monkeypatch):
     config = tmp_path / "c.yaml"
     config.write_text(
-        "backfill_days: 2\n"
+        "backfill_days: 2\nstale_after_seconds: 3600\n"
         "sources:\n  simulator: {type: simulator, step: 10min}\n"
         f"store: {{url: 'sqlite:///{tmp_path / 't.db'}'}}\n"
         "forecast: {history_days: 2}\n"

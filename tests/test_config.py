@@ -146,3 +146,20 @@ def test_console_script_is_installed_and_explains_itself():
     assert result.returncode == 0
     for command in ("run", "api", "scheduler", "tick", "simulate", "config"):
         assert command in result.stdout
+
+
+def test_a_series_listed_twice_is_rejected(tmp_path):
+    path = write(
+        tmp_path,
+        "series:\n  - {service: payments, metric: requests_per_second}\n"
+        "  - {service: payments, metric: requests_per_second}\n",
+    )
+    with pytest.raises(ConfigError, match="'payments:requests_per_second' is listed twice"):
+        load_settings(path)
+
+
+def test_bad_step_and_step_longer_than_staleness_are_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="'often' is not a duration"):
+        load_settings(write(tmp_path, "sources:\n  simulator: {type: simulator, step: often}\n"))
+    with pytest.raises(ConfigError, match="not shorter than stale_after_seconds"):
+        load_settings(write(tmp_path, "sources:\n  simulator: {type: simulator, step: 10min}\n"))

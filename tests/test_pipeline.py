@@ -22,6 +22,7 @@ NOW = pd.Timestamp("2026-11-20 18:00", tz="UTC")  # a Friday evening
 def small_settings(tmp_path, url: str, **overrides) -> Settings:
     data = {
         "backfill_days": 3,
+        "stale_after_seconds": 900,
         "sources": {"simulator": {"type": "simulator", "seed": 11, "step": "5min"}},
         "store": {"url": url},
         "models_dir": str(tmp_path / "models"),
@@ -177,11 +178,16 @@ def test_a_failing_model_falls_back_to_holding(settings, store, monkeypatch):
     def boom(self, frame, events=None):
         raise DataError("model exploded")
 
+    before = {r["service"]: r["recommended_replicas"] for r in store.latest_recommendations()}
     monkeypatch.setattr("models.SeasonalNaive.fit", boom)
     report = pipeline.tick(NOW + pd.Timedelta(hours=1))
     assert any(e["stage"] == "forecast" for e in report.errors)
     assert len(report.recommendations) == len(settings.services)
     assert all(r["stale"] for r in report.recommendations)
+    # no forecast: hold exactly what was recommended before, and say why
+    for rec in report.recommendations:
+        assert rec["recommended_replicas"] == before[rec["service"]]
+        assert "holding" in rec["reason"] and rec["model"] == "none"
 
 
 def test_anomalies_are_detected_and_stored(tmp_path, store):
@@ -230,3 +236,54 @@ def test_retrain_registers_checksummed_models(pipeline, store, settings, tmp_pat
     path.write_text(json.dumps(payload))
     with pytest.raises(DataError, match="does not match its registry checksum"):
         load_model(store, uid)
+
+
+def test_a_failing_batch_upsert_is_retried_series_by_series(settings, store, monkeypatch):
+    pipeline = build_pipeline(settings, store)
+    real = store.upsert_points
+
+    def picky(frame):
+        if frame["unique_id"].nunique() > 1:
+            raise DataError("batch rejected")
+        if frame["unique_id"].iloc[0] == "payments:deposits_per_second":
+            raise DataError("this one is bad")
+        return real(frame)
+
+    monkeypatch.setattr(store, "upsert_points", picky)
+    report = pipeline.tick(NOW)
+    failed = [e for e in report.errors if e["stage"] == "collect"]
+    assert [e["subject"] for e in failed] == ["payments:deposits_per_second"]
+    assert report.points["payments:deposits_per_second"] == 0
+    summary = store.series_summary().set_index("unique_id")
+    assert "payments:deposits_per_second" not in summary.index
+    assert summary.loc["payments:requests_per_second", "n_points"] > 0
+
+
+def test_a_restarted_process_rescores_points_the_dead_one_never_scored(tmp_path, store):
+    settings = small_settings(
+        tmp_path, "sqlite://", backfill_days=4,
+        sources={"simulator": {"type": "simulator", "seed": 11, "step": "5min", "incidents_per_day": 0}},
+        detect={"history_days": 3.5, "rescore_minutes": 60},
+    )  # fmt: skip
+    sources = build_sources(settings)
+    series = resolve_series(settings, sources)
+    spiked = "payments:deposit_failures_per_second"
+
+    class Spiky:
+        name = "simulator"
+
+        def fetch(self, request, start, end):
+            frame = sources.collectors["simulator"].fetch(request, start, end)
+            if request.unique_id == spiked:
+                frame.loc[frame["ds"] >= NOW - pd.Timedelta("10min"), "y"] *= 40
+            return frame
+
+    # the first process stores the points and "dies" before detection
+    first = Pipeline(settings, store, {"simulator": Spiky()}, series)
+    first._detect = lambda now, report: None  # type: ignore[method-assign]
+    first.tick(NOW)
+    assert store.read_anomalies(spiked).empty
+    # the next process has nothing new to fetch at first, then one new point
+    second = Pipeline(settings, store, {"simulator": Spiky()}, series)
+    second.tick(NOW + pd.Timedelta("5min"))
+    assert len(store.read_anomalies(spiked)) >= 1

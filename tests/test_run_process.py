@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -115,14 +116,19 @@ def test_run_serves_stops_cleanly_and_resumes(tmp_path):
             timeout=120,
             what="ready",
         )
-        time.sleep(6)  # at least one more tick on the resumed store
-        # the default window is the last 24 h, which spans both runs
-        body = httpx.get(
-            f"{base}/v1/series/bet-placement:requests_per_second/points", timeout=5
-        ).json()
-        ds = [p["ds"] for p in body["points"]]
+        # the resumed process collects new minutes: wait until the series grows past the stop
+        uid = "bet-placement:requests_per_second"
+
+        def newest() -> str:
+            return httpx.get(f"{base}/v1/series/{uid}/points", timeout=5).json()["points"][-1]["ds"]
+
+        stopped_at = newest()
+        wait_for(lambda: newest() > stopped_at, timeout=90, what="points after the restart")
+        # the default window is the last 24 h, which spans both runs: one point a minute, no gap
+        body = httpx.get(f"{base}/v1/series/{uid}/points", timeout=5).json()
+        ds = pd.to_datetime([p["ds"] for p in body["points"]])
         assert len(ds) > 100
-        assert len(set(ds)) == len(ds)
+        assert set(ds.to_series().diff().dropna()) == {pd.Timedelta("1min")}
     finally:
         code, took = stop(proc, signal.SIGTERM)
     assert code == 0, log.read_text()[-3000:]
