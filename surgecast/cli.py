@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -83,7 +84,16 @@ def run(
         settings = _with_speed(settings, speed)
     api = f"http://{settings.api.host}:{settings.api.port}"
     err.print(f"surgecast: API on {api} (try {api}/v1/recommendations), store {settings.store.url}")
-    raise typer.Exit(run_service(settings, with_dashboard=not no_dashboard))
+    raise typer.Exit(_serve(lambda: run_service(settings, with_dashboard=not no_dashboard)))
+
+
+def _serve(start: Callable[[], int]) -> int:
+    """Run a long-lived process; a configuration or store problem is one clear line, exit 2."""
+    try:
+        return start()
+    except SurgecastError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
 
 
 def _with_speed(settings: Settings, speed: float) -> Settings:
@@ -105,7 +115,8 @@ def api(config: ConfigOption = None) -> None:
     from surgecast.runner import run_api
 
     _setup_logging()
-    raise typer.Exit(run_api(_settings(config)))
+    settings = _settings(config)
+    raise typer.Exit(_serve(lambda: run_api(settings)))
 
 
 @app.command()
@@ -114,7 +125,8 @@ def scheduler(config: ConfigOption = None) -> None:
     from surgecast.runner import run_scheduler
 
     _setup_logging()
-    raise typer.Exit(run_scheduler(_settings(config)))
+    settings = _settings(config)
+    raise typer.Exit(_serve(lambda: run_scheduler(settings)))
 
 
 @app.command()
@@ -132,11 +144,7 @@ def tick(
     try:
         store = Store(settings.store.url)
         pipeline = build_pipeline(settings, store)
-        now = (
-            pd.Timestamp(at, tz="UTC")
-            if at and pd.Timestamp(at).tzinfo is None
-            else (pd.Timestamp(at) if at else None)
-        )
+        now = _tick_time(at)
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True,
@@ -168,6 +176,22 @@ def tick(
         err.print(f"[yellow]{e['stage']}[/yellow] {e['subject']}: {e['error']}", highlight=False)
     store.close()
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _tick_time(at: str | None) -> pd.Timestamp | None:
+    """Parse ``--at``; a tick in the future would shadow every real tick until then."""
+    if at is None:
+        return None
+    try:
+        ts = pd.Timestamp(at)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] --at {at!r} is not an ISO 8601 time")
+        raise typer.Exit(2) from exc
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if ts > pd.Timestamp.now(tz="UTC") + pd.Timedelta(minutes=1):
+        err.print(f"[red]error:[/red] --at {ts.isoformat()} is in the future; tick at now or earlier")
+        raise typer.Exit(2)
+    return ts
 
 
 @simulate_app.command("generate")
@@ -222,6 +246,33 @@ def config_check(
     out.print(f"{where}: OK ({len(settings.services)} services, {len(settings.sources)} source(s))")
     if show:
         out.print_json(json.dumps(settings.model_dump(mode="json")))
+
+
+@app.command()
+def forecast(
+    input: Annotated[Path, typer.Argument(help="CSV: timestamp,value | ds,y | unique_id,ds,y.")],
+    horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast per series.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output CSV path.")],
+    level: Annotated[float, typer.Option("--level", help="Interval coverage in percent.")] = 90.0,
+    model: Annotated[
+        str, typer.Option("--model", help="auto | naive | ets | mstl.")
+    ] = "auto",
+    n_jobs: Annotated[int, typer.Option("--n-jobs", help="Parallel series fits.")] = 2,
+) -> None:
+    """Forecast every series of INPUT H steps ahead; write unique_id,ds,yhat,lower,upper,model."""
+    from surgecast.forecast_cli import InputError, forecast_file
+
+    if not 0.0 < level < 100.0:
+        err.print(f"error: --level must be in (0, 100), got {level}", markup=False)
+        raise typer.Exit(2)
+    try:
+        frame, problems = forecast_file(input, horizon, level / 100.0, model, n_jobs=n_jobs)
+    except InputError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    for line in problems:
+        err.print(f"skipped: {line}", markup=False, highlight=False, soft_wrap=True)
+    frame.to_csv(output, index=False)
 
 
 def main() -> None:

@@ -90,3 +90,25 @@ def test_speed_applies_to_simulator_sources_only():
     fast = _with_speed(Settings(), 60.0)
     assert fast.sources["simulator"].speed == 60.0
     assert Settings().sources["simulator"].speed == 1.0  # the original is untouched
+
+
+def test_tick_refuses_a_future_time(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"store: {{url: 'sqlite:///{tmp_path / 't.db'}'}}\n")
+    future = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=3)).isoformat()
+    result = runner.invoke(app, ["tick", "--once", "--config", str(config), "--at", future])
+    assert result.exit_code == 2
+    assert "is in the future" in result.output
+
+
+def test_scheduler_with_an_unsupported_source_fails_in_one_line(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "sources:\n  prom: {type: prometheus, url: 'http://127.0.0.1:1'}\n"
+        "series:\n  - {service: a, metric: b, source: prom, promql: 'up'}\n"
+        f"store: {{url: 'sqlite:///{tmp_path / 't.db'}'}}\n"
+    )
+    result = runner.invoke(app, ["scheduler", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "Prometheus collector is not available" in result.output
+    assert "Traceback" not in result.output
