@@ -11,6 +11,7 @@ Example:
     [1.0, 2.0]
 """
 
+from models.anomaly.novelty import Novelty
 from models.anomaly.robust_zscore import RobustZScore
 from models.base import Detector, Forecaster
 from models.errors import FrameError, InsufficientHistoryError, ModelError, NotFittedError
@@ -26,6 +27,7 @@ __all__ = [
     "InsufficientHistoryError",
     "ModelError",
     "NotFittedError",
+    "Novelty",
     "RobustZScore",
     "SeasonalNaive",
     "infer_step",
@@ -33,4 +35,4 @@ __all__ = [
 ]
 
 FORECASTERS: dict[str, type[Forecaster]] = {"seasonal_naive": SeasonalNaive}
-DETECTORS: dict[str, type[Detector]] = {"robust_zscore": RobustZScore}
+DETECTORS: dict[str, type[Detector]] = {"novelty": Novelty, "robust_zscore": RobustZScore}

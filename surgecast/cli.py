@@ -275,6 +275,15 @@ def forecast(
     frame.to_csv(output, index=False)
 
 
+def _register_commands() -> None:
+    from surgecast.detect_cli import register as register_detect
+
+    register_detect(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

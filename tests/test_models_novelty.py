@@ -1,0 +1,114 @@
+"""Novelty detector: constant series, scale invariance, spikes and level shifts, online == batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models import Novelty
+from models.anomaly.novelty import novelty_scores
+
+
+def frame(y, uid: str = "svc:rps", step: str = "5min") -> pd.DataFrame:
+    ds = pd.date_range("2026-03-02", periods=len(y), freq=step, tz="UTC").as_unit("ns")
+    return pd.DataFrame({"unique_id": uid, "ds": ds, "y": np.asarray(y, dtype=float)})
+
+
+def noisy_daily(n: int = 2000, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 100 + 30 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 3, n)
+
+
+def run(y, **kw) -> pd.DataFrame:
+    f = frame(y)
+    return Novelty(**kw).fit(f.iloc[:0]).score(f)
+
+
+@pytest.mark.parametrize("value", [0.0, 7.0, -3.5, 1e9])
+def test_constant_series_has_no_anomalies(value):
+    out = run(np.full(1500, value))
+    assert not out["is_anomaly"].any()
+    assert (out["score"] == 0).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from([1e-3, 0.5, 3.7, 1e4]), st.integers(0, 10_000))
+def test_scaling_the_series_leaves_scores_unchanged(factor, seed):
+    y = noisy_daily(900, seed)
+    y[700] += 60
+    a = run(y)["score"].to_numpy()
+    b = run(y * factor)["score"].to_numpy()
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_spike_and_drop_are_caught_once():
+    y = noisy_daily()
+    y[1500] += 80
+    y[1800] -= 80
+    out = run(y)
+    flagged = [i for i in out.index[out["is_anomaly"]] if i >= 1000]  # ranges settled by then
+    assert 1500 in flagged and 1800 in flagged
+    assert out.loc[1500, "kind"] == "spike" and out.loc[1800, "kind"] == "drop"
+    assert len(flagged) <= 3
+
+
+def test_level_shift_is_caught_early_and_reported_once():
+    y = noisy_daily()
+    y[1400:] += 45  # within the daily range: not new extremes for a while
+    out = run(y)
+    hits = np.flatnonzero(out["is_anomaly"].to_numpy()[1000:]) + 1000
+    assert hits.size >= 1 and 1400 <= hits[0] <= 1420
+    assert hits.size <= 2
+
+
+def test_broken_daily_pattern_is_caught_by_the_seasonal_view():
+    t = np.arange(288 * 8)
+    y = np.where((t % 288) < 144, 10.0, 20.0) + 0.1 * np.sin(t)
+    y[288 * 6 + 144 : 288 * 6 + 160] = 10.0  # the daily jump does not happen: values are ordinary
+    out = run(y)
+    # the first days teach the ranges (new extremes there are probation); judge from day 4 on
+    hits = np.flatnonzero(out["is_anomaly"].to_numpy()[288 * 4 :]) + 288 * 4
+    assert hits.size >= 1 and 288 * 6 + 144 <= hits[0] <= 288 * 6 + 150
+    assert hits.size == 1  # the median of 3 seasons: the odd day does not echo a day later
+
+
+def test_warmup_scores_zero_and_band_is_ordered():
+    out = run(noisy_daily(400), warmup=50)  # default: one season
+    assert (out["score"].iloc[:50] == 0).all() and out["expected"].iloc[:50].isna().all()
+    band = out.dropna(subset=["expected"])
+    assert (band["lower"] <= band["expected"]).all() and (band["expected"] <= band["upper"]).all()
+
+
+def test_online_equals_batch():
+    y = noisy_daily(1200)
+    y[900] += 70
+    f = frame(y)
+    batch = Novelty().fit(f.iloc[:0]).score(f)
+    det = Novelty().fit(f.iloc[:600])
+    parts = [det.score(f.iloc[i : i + 1]) for i in range(600, 1200)]
+    online = pd.concat(parts, ignore_index=True)
+    np.testing.assert_allclose(online["score"], batch["score"].iloc[600:], atol=1e-9)
+    assert online["is_anomaly"].tolist() == batch["is_anomaly"].iloc[600:].tolist()
+
+
+def test_state_is_bounded():
+    det = Novelty(window=100, smooth=5, suppress=10).fit(frame(noisy_daily(5000)))
+    stored = det.to_dict()["state"]["svc:rps"]["values"]
+    assert len(stored) <= 100 + 5 + 10 + 2 + 3 * 288
+
+
+def test_pure_function_is_causal():
+    y = noisy_daily(1000)
+    full = novelty_scores(y, 288)["score"]
+    for cut in (300, 640, 999):
+        np.testing.assert_array_equal(novelty_scores(y[:cut], 288)["score"], full[:cut])
+
+
+@pytest.mark.parametrize("bad", [{"window": 1}, {"smooth": 0}, {"half": 0.0}, {"threshold": 1.0}])
+def test_bad_parameters(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Novelty(**bad)
