@@ -7,7 +7,16 @@ Example:
     10
 """
 
+from actions.alerts import anomaly_alert, dedup_key
 from actions.capacity import CapacityBounds, ReplicaPlan, plan_replicas, replicas_for_load
 from actions.explain import describe_plan
 
-__all__ = ["CapacityBounds", "ReplicaPlan", "describe_plan", "plan_replicas", "replicas_for_load"]
+__all__ = [
+    "CapacityBounds",
+    "ReplicaPlan",
+    "anomaly_alert",
+    "dedup_key",
+    "describe_plan",
+    "plan_replicas",
+    "replicas_for_load",
+]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from actions import CapacityBounds, describe_plan, plan_replicas
+from actions import CapacityBounds, anomaly_alert, dedup_key, describe_plan, plan_replicas
 from collectors import Collector, SeriesRequest
 from models import FORECASTERS, RobustZScore, SeasonalNaive
 from surgecast.clock import Clock, system_clock
@@ -47,6 +47,7 @@ class TickReport:
     fetched_from: dict[str, pd.Timestamp] = field(default_factory=dict)
     repairs: list[str] = field(default_factory=list)
     anomalies: int = 0
+    alerts: int = 0
     forecasts: int = 0
     recommendations: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -69,6 +70,7 @@ class TickReport:
             "series": len(self.points),
             "repairs": self.repairs[:20],
             "anomalies": self.anomalies,
+            "alerts": self.alerts,
             "forecasts": self.forecasts,
             "recommendations": len(self.recommendations),
             "errors": self.errors[:50],
@@ -260,6 +262,26 @@ class Pipeline:
                 for uid in batch["unique_id"].unique():
                     self._detectors.pop(str(uid), None)
                 report.error("detect", "store", exc)
+                return
+            self._enqueue_alerts(batch, now, report)
+
+    def _enqueue_alerts(self, anomalies: pd.DataFrame, now: pd.Timestamp, report: TickReport) -> None:
+        """One outbox alert per series and kind (the strongest point); the outbox de-duplicates."""
+        kinds = anomalies["kind"].fillna("anomaly").astype(str)
+        strongest = anomalies.assign(kind=kinds).sort_values("score").groupby(
+            ["unique_id", "kind"], sort=False
+        ).tail(1)
+        for row in strongest.itertuples(index=False):
+            alert = anomaly_alert(
+                unique_id=str(row.unique_id), kind=str(row.kind), at=row.ds, value=float(row.y),
+                expected=None if pd.isna(row.expected) else float(row.expected),
+                score=float(row.score), detector=str(row.detector),
+            )  # fmt: skip
+            try:
+                if self.store.enqueue_alert(dedup_key(alert["labels"]), alert, created_at=now):
+                    report.alerts += 1
+            except Exception as exc:
+                report.error("alert", str(row.unique_id), exc)
 
     def _fit_detector(self, uid: str, until: pd.Timestamp) -> RobustZScore | None:
         cfg = self.settings.detect

@@ -244,8 +244,9 @@ def test_describe_plan_mentions_service_replicas_and_lead_time(forecast, bounds,
 
 
 def test_exported_members():
-    assert sorted(actions.__all__) == ["CapacityBounds", "ReplicaPlan", "describe_plan",
-                                       "plan_replicas", "replicas_for_load"]
+    assert sorted(actions.__all__) == ["CapacityBounds", "ReplicaPlan", "anomaly_alert",
+                                       "dedup_key", "describe_plan", "plan_replicas",
+                                       "replicas_for_load"]
 
 
 @pytest.mark.parametrize("module", [actions, capacity_module, explain_module],

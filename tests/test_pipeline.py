@@ -220,6 +220,17 @@ def test_anomalies_are_detected_and_stored(tmp_path, store):
     found = store.read_anomalies("payments:deposit_failures_per_second")
     assert len(found) >= 1
     assert (found["kind"] == "spike").all()
+    # one alert for the condition in the outbox, in Alertmanager's shape, not one per point
+    pending = store.pending_alerts(now=NOW + pd.Timedelta("1min"))
+    ours = [a for a in pending if a["payload"]["labels"]["series"] == "payments:deposit_failures_per_second"]
+    assert len(ours) == 1
+    assert ours[0]["payload"]["labels"]["kind"] == "spike"
+    assert "expected about" in ours[0]["payload"]["annotations"]["description"]
+    assert report.alerts >= 1
+    # the next tick sees the condition again: the pending alert is not duplicated
+    pipeline.tick(NOW + pd.Timedelta("5min"))
+    pending = store.pending_alerts(now=NOW + pd.Timedelta("10min"))
+    assert len([a for a in pending if a["payload"]["labels"]["series"] == "payments:deposit_failures_per_second"]) == 1
 
 
 def test_retrain_registers_checksummed_models(pipeline, store, settings, tmp_path):
