@@ -146,6 +146,11 @@ class ForecastSettings(_Model):
     level: float = Field(0.9, gt=0, lt=1)
     history_days: float = Field(14, gt=0, description="training window")
     extra_horizon_minutes: int = Field(30, ge=0, description="forecast beyond the lead window")
+    event_model: Literal["seasonal_events", "none"] = Field(
+        "seasonal_events", description="event-aware model for the series that drive replicas"
+    )
+    event_refit_minutes: int = Field(15, ge=1, description="refit the event model this often")
+    event_history_days: float = Field(14, gt=0, description="training window of the event model")
 
 
 class DetectSettings(_Model):

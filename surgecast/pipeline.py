@@ -23,6 +23,7 @@ from collectors import Collector, SeriesRequest
 from models import FORECASTERS, RobustZScore, SeasonalNaive
 from surgecast.clock import Clock, system_clock
 from surgecast.config import SeriesSettings, ServiceSettings, Settings
+from surgecast.event_forecasts import EventForecasts
 from surgecast.frames import validate_series
 from surgecast.history import RecentHistory
 from surgecast.store import Store
@@ -110,8 +111,21 @@ class Pipeline:
         self.clock = clock
         # set by the process on shutdown so a long backfill stops between series
         self.stop_requested = threading.Event()
-        window = max(settings.forecast.history_days, settings.detect.history_days)
+        fcfg = settings.forecast
+        use_events = events is not None and fcfg.event_model == "seasonal_events"
+        window = max(
+            fcfg.history_days, settings.detect.history_days, fcfg.event_history_days if use_events else 0
+        )
         self.history = RecentHistory(pd.Timedelta(days=window))
+        self.event_forecasts = (
+            EventForecasts(
+                events,  # type: ignore[arg-type]
+                refit=pd.Timedelta(minutes=fcfg.event_refit_minutes),
+                history=pd.Timedelta(days=fcfg.event_history_days),
+            )
+            if use_events
+            else None
+        )
         self._detectors: dict[str, RobustZScore] = {}
         self._forecasts: dict[str, pd.DataFrame] = {}
         self._steps = {
@@ -324,9 +338,30 @@ class Pipeline:
                 self._forecasts[uid] = model.predict(self.horizon_steps(series), level=cfg.level)
             except Exception as exc:
                 report.error("forecast", uid, exc)
+        if self.event_forecasts is not None:
+            self._event_forecast(self.event_forecasts, now, report)
         if self._forecasts:
             batch = pd.concat(self._forecasts.values(), ignore_index=True)
             report.forecasts += self.store.save_forecast(batch, created_at=now)
+
+    def _event_forecast(self, cache: EventForecasts, now: pd.Timestamp, report: TickReport) -> None:
+        """Replace the floor's forecast of each load series by the event-aware one, if it has one."""
+        by_uid = {s.unique_id: s for s in self.series}
+        for name, svc in self.services().items():
+            uid = f"{name}:{svc.load_metric}"
+            series = by_uid[uid]
+            step = self.step_for(series)
+            try:
+                forecast = cache.forecast(
+                    uid, self.history.get(uid), now, self.horizon_steps(series) * step, step,
+                    self.settings.forecast.level,
+                )  # fmt: skip
+            except Exception as exc:  # keep the floor's forecast; say so
+                cache.forget(uid)
+                report.error("forecast", uid, exc)
+                continue
+            if forecast is not None and len(forecast):
+                self._forecasts[uid] = forecast
 
     def _plan(self, now: pd.Timestamp, report: TickReport) -> None:
         previous = {r["service"]: r for r in self.store.latest_recommendations()}

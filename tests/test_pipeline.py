@@ -298,3 +298,38 @@ def test_a_restarted_process_rescores_points_the_dead_one_never_scored(tmp_path,
     second = Pipeline(settings, store, {"simulator": Spiky()}, series)
     second.tick(NOW + pd.Timedelta("5min"))
     assert len(store.read_anomalies(spiked)) >= 1
+
+
+def test_load_series_use_the_event_aware_model_when_fixtures_are_known(tmp_path, store):
+    settings = small_settings(
+        tmp_path, "sqlite://", backfill_days=9,
+        forecast={"history_days": 3, "event_history_days": 9, "event_refit_minutes": 30},
+    )  # fmt: skip
+    pipeline = build_pipeline(settings, store)
+    report = pipeline.tick(NOW)
+    assert report.errors == []
+    recs = {r["service"]: r for r in report.recommendations}
+    assert {r["model"] for r in recs.values()} == {"seasonal_events"}
+    # the other series keep the floor
+    other = store.read_forecast("payments:deposits_per_second", start=NOW)
+    assert set(other["model"]) == {"seasonal_naive"}
+    # within the refit interval the cached fit is reused: no second fit, same forecast values
+    cache = pipeline.event_forecasts
+    fitted = cache._cache["bet-placement:requests_per_second"].fitted_at
+    pipeline.tick(NOW + pd.Timedelta("5min"))
+    assert cache._cache["bet-placement:requests_per_second"].fitted_at == fitted
+
+
+def test_a_failing_event_model_keeps_the_floor_and_reports_it(tmp_path, store, monkeypatch):
+    settings = small_settings(
+        tmp_path, "sqlite://", backfill_days=9, forecast={"history_days": 3, "event_history_days": 9}
+    )
+
+    def boom(self, frame, events=None):
+        raise DataError("event model exploded")
+
+    monkeypatch.setattr("models.forecasting.seasonal_events.SeasonalEvents.fit", boom)
+    report = build_pipeline(settings, store).tick(NOW)
+    assert {e["stage"] for e in report.errors} == {"forecast"}
+    assert all(r["model"] == "seasonal_naive" for r in report.recommendations)
+    assert not any(r["stale"] for r in report.recommendations)
