@@ -62,10 +62,12 @@ def anomaly_alert(
         "annotations": {
             "summary": f"{service}: {kind} in {metric or unique_id}",
             "description": (
-                f"{unique_id} was {value:,.3g} at {_iso(at)}{expected_text}; "
+                f"{unique_id} sent no data by {_iso(at)}; anomaly score {score:.2f} from {detector}"
+                if pd.isna(value)
+                else f"{unique_id} was {value:,.3g} at {_iso(at)}{expected_text}; "
                 f"anomaly score {score:.2f} from {detector}"
             ),
-            "value": f"{value:.6g}",
+            "value": "" if pd.isna(value) else f"{value:.6g}",
             "expected": "" if expected is None or pd.isna(expected) else f"{expected:.6g}",
             "score": f"{score:.3f}",
         },

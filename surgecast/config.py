@@ -157,6 +157,7 @@ class DetectSettings(_Model):
     detector: Literal["robust_zscore"] = "robust_zscore"
     threshold: float = Field(4.0, gt=0)
     history_days: float = Field(7, gt=0)
+    absent_grace_steps: int = Field(3, ge=0, description="missing points before 'absent'")
     rescore_minutes: int = Field(
         60, ge=1, description="at most this much recent history is scored after a backfill"
     )

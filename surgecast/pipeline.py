@@ -21,6 +21,7 @@ import pandas as pd
 from actions import CapacityBounds, anomaly_alert, dedup_key, describe_plan, plan_replicas
 from collectors import Collector, SeriesRequest
 from models import FORECASTERS, RobustZScore, SeasonalNaive
+from models.anomaly.absent import absent_series
 from surgecast.clock import Clock, system_clock
 from surgecast.config import SeriesSettings, ServiceSettings, Settings
 from surgecast.event_forecasts import EventForecasts
@@ -267,6 +268,9 @@ class Pipeline:
             except Exception as exc:
                 self._detectors.pop(uid, None)  # refit from the store next tick
                 report.error("detect", uid, exc)
+        absent = self._absent(now)
+        if len(absent):
+            hits.append(absent)
         if hits:
             batch = pd.concat(hits, ignore_index=True)
             try:
@@ -296,6 +300,16 @@ class Pipeline:
                     report.alerts += 1
             except Exception as exc:
                 report.error("alert", str(row.unique_id), exc)
+
+    def _absent(self, now: pd.Timestamp) -> pd.DataFrame:
+        """Series that stopped arriving (kind ``absent``); never-seen series are not judged."""
+        last = {}
+        for series in self.series:
+            held = self.history.get(series.unique_id)
+            if len(held):
+                last[series.unique_id] = held["ds"].iloc[-1]
+        steps = {s.unique_id: self.step_for(s) for s in self.series if s.unique_id in last}
+        return absent_series(last, now, steps, grace_steps=self.settings.detect.absent_grace_steps)
 
     def _fit_detector(self, uid: str, until: pd.Timestamp) -> RobustZScore | None:
         cfg = self.settings.detect

@@ -47,3 +47,9 @@ def test_missing_expected_is_left_out_of_the_text():
     alert = make(expected=None)
     assert "expected" not in alert["annotations"]["description"]
     assert alert["annotations"]["expected"] == ""
+
+
+def test_absent_data_reads_as_no_data():
+    alert = make(kind="absent", value=float("nan"), expected=None)
+    assert "sent no data by 2026-11-28T19:50:00Z" in alert["annotations"]["description"]
+    assert alert["annotations"]["value"] == ""

@@ -333,3 +333,31 @@ def test_a_failing_event_model_keeps_the_floor_and_reports_it(tmp_path, store, m
     assert {e["stage"] for e in report.errors} == {"forecast"}
     assert all(r["model"] == "seasonal_naive" for r in report.recommendations)
     assert not any(r["stale"] for r in report.recommendations)
+
+
+def test_a_series_that_stops_arriving_is_absent_and_alerted(settings, store):
+    sources = build_sources(settings)
+    series = resolve_series(settings, sources)
+    silent = "account:logins_per_second"
+
+    class Silencing:
+        name = "simulator"
+
+        def fetch(self, request, start, end):
+            frame = sources.collectors["simulator"].fetch(request, start, end)
+            if request.unique_id == silent:
+                frame = frame[frame["ds"] < NOW]
+            return frame
+
+    pipeline = Pipeline(settings, store, {"simulator": Silencing()}, series)
+    pipeline.tick(NOW)
+    assert store.read_anomalies(silent).empty
+    report = pipeline.tick(NOW + pd.Timedelta("20min"))  # 4 points of 5 min missing
+    found = store.read_anomalies(silent)
+    assert list(found["kind"]) == ["absent"]
+    others = store.read_anomalies("account:requests_per_second")
+    assert "absent" not in set(others["kind"])
+    alerts = [a for a in store.pending_alerts(now=NOW + pd.Timedelta("1h"))
+              if a["payload"]["labels"]["series"] == silent]
+    assert [a["payload"]["labels"]["kind"] for a in alerts] == ["absent"]
+    assert report.alerts >= 1
