@@ -117,7 +117,12 @@ class ComponentForecaster:
         self._state: dict[str, ComponentState] | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(period={str(self.period)!r})"
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _params(self) -> dict[str, Any]:
+        """Constructor arguments, saved by :meth:`to_dict` (subclasses with more extend this)."""
+        return {"period": str(self.period)}
 
     @abstractmethod
     def _fit_values(self, values: np.ndarray, season: int) -> Components:
@@ -217,7 +222,7 @@ class ComponentForecaster:
         return {
             "model": self.name,
             "format": _FORMAT,
-            "params": {"period": str(self.period)},
+            "params": self._params(),
             "state": None
             if self._state is None
             else {uid: st.to_dict() for uid, st in sorted(self._state.items())},
