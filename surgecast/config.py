@@ -142,7 +142,16 @@ class DashboardSettings(_Model):
 
 
 class ForecastSettings(_Model):
-    model: Literal["seasonal_naive"] = "seasonal_naive"
+    model: Literal["seasonal_naive", "seasonal_naive_7d", "seasonal_mean_7d", "seasonal_mean_1d", "mstl", "ets"] = Field(
+        "seasonal_naive", description="model used until the retrain job has chosen one per series"
+    )
+    refit_minutes: int = Field(15, ge=1, description="refit a chosen (non-floor) model this often")
+    retrain_window_days: float = Field(14, gt=0, description="history the retrain job backtests on")
+    retrain_backtest_windows: int = Field(5, ge=1, le=20)
+    retrain_jobs: int = Field(1, ge=1, description="parallel fits of the retrain job (joblib)")
+    retrain_at_start_minutes: int | None = Field(
+        3, ge=0, description="also retrain this long after start (None: only the daily job)"
+    )
     level: float = Field(0.9, gt=0, lt=1)
     history_days: float = Field(14, gt=0, description="training window")
     extra_horizon_minutes: int = Field(30, ge=0, description="forecast beyond the lead window")

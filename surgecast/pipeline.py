@@ -20,13 +20,18 @@ import pandas as pd
 
 from actions import CapacityBounds, anomaly_alert, dedup_key, describe_plan, plan_replicas
 from collectors import Collector, SeriesRequest
-from models import FORECASTERS, RobustZScore, SeasonalNaive
+from models import RobustZScore
 from models.anomaly.absent import absent_series
+from models.forecasting.catalog import CATALOG
 from surgecast.clock import Clock, system_clock
 from surgecast.config import SeriesSettings, ServiceSettings, Settings
+from surgecast.errors import DataError
 from surgecast.event_forecasts import EventForecasts
+from surgecast.forecasting import Choice, ChosenForecasts
 from surgecast.frames import validate_series
 from surgecast.history import RecentHistory
+from surgecast.registry import load_choice
+from surgecast.retrain import RetrainPolicy, select_many
 from surgecast.store import Store
 
 __all__ = ["Pipeline", "TickReport", "step_of"]
@@ -129,6 +134,9 @@ class Pipeline:
         )
         self._detectors: dict[str, RobustZScore] = {}
         self._forecasts: dict[str, pd.DataFrame] = {}
+        self._choices: dict[str, Choice] = {}
+        self._default_choice = Choice(fcfg.model, (fcfg.model,))
+        self.chosen = ChosenForecasts(pd.Timedelta(minutes=fcfg.refit_minutes))
         self._steps = {
             name: step_of(getattr(src, "step", "1min")) for name, src in settings.sources.items()
         }
@@ -338,7 +346,7 @@ class Pipeline:
 
     def _forecast(self, now: pd.Timestamp, report: TickReport) -> None:
         cfg = self.settings.forecast
-        model_cls = FORECASTERS.get(cfg.model, SeasonalNaive)
+        self._refresh_choices(report)
         self._forecasts = {}
         for series in self.series:
             uid = series.unique_id
@@ -348,8 +356,13 @@ class Pipeline:
                 history = self.history.get(uid, start=now - pd.Timedelta(days=cfg.history_days), end=now)
                 if history.empty:
                     continue
-                model = model_cls().fit(history)
-                self._forecasts[uid] = model.predict(self.horizon_steps(series), level=cfg.level)
+                choice = self._choices.get(uid, self._default_choice)
+                forecast, failure = self.chosen.forecast(
+                    choice, history, now, self.horizon_steps(series), self.step_for(series), cfg.level
+                )
+                if failure:
+                    report.error("forecast", uid, RuntimeError(f"fell back to the floor: {failure}"))
+                self._forecasts[uid] = forecast
             except Exception as exc:
                 report.error("forecast", uid, exc)
         if self.event_forecasts is not None:
@@ -357,6 +370,26 @@ class Pipeline:
         if self._forecasts:
             batch = pd.concat(self._forecasts.values(), ignore_index=True)
             report.forecasts += self.store.save_forecast(batch, created_at=now)
+
+    def _refresh_choices(self, report: TickReport) -> None:
+        """Pick up the retrain job's newest registry entries (one query; files read once)."""
+        try:
+            entries = self.store.latest_models()
+        except Exception as exc:
+            report.error("forecast", "registry", exc)
+            return
+        for uid, entry in entries.items():
+            known = self._choices.get(uid)
+            if known is not None and known.version == entry["version"]:
+                continue
+            try:
+                name, members = load_choice(entry)
+                unknown = [m for m in members if m not in CATALOG]
+                if unknown:
+                    raise DataError(f"registry entry of {uid} names unknown models {unknown}")
+                self._choices[uid] = Choice(name, members, entry["version"])
+            except Exception as exc:
+                report.error("forecast", uid, exc)
 
     def _event_forecast(self, cache: EventForecasts, now: pd.Timestamp, report: TickReport) -> None:
         """Replace the floor's forecast of each load series by the event-aware one, if it has one."""
@@ -513,42 +546,49 @@ class Pipeline:
         return None
 
     # ------------------------------------------------------------------ retrain slot
-    def retrain(self, now: pd.Timestamp | None = None) -> dict[str, str]:
-        """The daily retrain job: refit each series' forecaster and record it in the registry.
+    def retrain_policy(self) -> RetrainPolicy:
+        cfg = self.settings.forecast
+        lead = max(
+            (s.startup_delay_seconds + s.margin_seconds for s in self.settings.services.values()),
+            default=600,
+        )
+        return RetrainPolicy(
+            train_window_days=cfg.retrain_window_days,
+            horizon_minutes=math.ceil(lead / 60) + cfg.extra_horizon_minutes,
+            windows=cfg.retrain_backtest_windows,
+            level=cfg.level,
+        )
 
-        Returns ``unique_id -> "ok" | error text``. The tick keeps refitting the seasonal-naive
-        floor itself, so a failed retrain never leaves a series without forecasts.
+    def retrain(self, now: pd.Timestamp | None = None) -> dict[str, str]:
+        """The retrain job: per series, choose a forecaster by backtest and register the choice.
+
+        Returns ``unique_id -> chosen model | error text``. Fits fan out over local cores; a
+        series that fails keeps its previous choice (or the floor), and the tick goes on.
         """
-        from surgecast.registry import save_model
+        from surgecast.registry import save_selection
 
         now = self.floor_now(now)
-        results: dict[str, str] = {}
-        cfg = self.settings.forecast
-        model_cls = FORECASTERS.get(cfg.model, SeasonalNaive)
+        policy = self.retrain_policy()
+        start = now - pd.Timedelta(days=policy.train_window_days)
+        frames = []
         for series in self.series:
             if self.stop_requested.is_set():
                 break
-            uid = series.unique_id
+            frame = self.store.read_points(series.unique_id, start=start, end=now)
+            if len(frame):
+                frames.append(frame)
+        results: dict[str, str] = {s.unique_id: "no history" for s in self.series}
+        for result in select_many(frames, policy, n_jobs=self.settings.forecast.retrain_jobs):
+            if result.model is None:
+                log.warning("retrain: %s kept its previous model: %s", result.unique_id, result.error)
+                results[result.unique_id] = f"error: {result.error}"
+                continue
             try:
-                history = self.store.read_points(
-                    uid, start=now - pd.Timedelta(days=cfg.history_days), end=now
-                )
-                if history.empty:
-                    results[uid] = "no history"
-                    continue
-                model = model_cls().fit(history)
-                save_model(
-                    self.store,
-                    uid,
-                    model,
-                    trained_until=now,
-                    n_points=len(history),
-                    models_dir=self.settings.models_dir,
-                )
-                results[uid] = "ok"
+                save_selection(self.store, result, policy, models_dir=self.settings.models_dir)
+                results[result.unique_id] = result.model
             except Exception as exc:
-                log.warning("retrain failed for %s: %s", uid, exc)
-                results[uid] = f"{type(exc).__name__}: {exc}"
+                results[result.unique_id] = f"error: {type(exc).__name__}: {exc}"
+        log.info("retrain: %s", results)
         return results
 
 

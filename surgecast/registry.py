@@ -1,7 +1,8 @@
-"""Model registry: fitted models as JSON files with a checksum, indexed in the store.
+"""Model registry: what the retrain job chose per series, as checksummed JSON, indexed in the store.
 
-Models are saved as JSON (never pickle): a file is only loaded back if the registry wrote it and
-its SHA-256 matches the index, so a tampered or foreign file is refused.
+Files are JSON (never pickle). A file is only trusted if the registry wrote it and its SHA-256
+matches the index, so a tampered or foreign file is refused. Each entry records the series, the
+training window, a hash of the data, the backtest scores, the library versions and the policy.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import pandas as pd
 
 from models import FORECASTERS
 from surgecast.errors import DataError, NotFound
+from surgecast.retrain import RetrainPolicy, SelectionResult, policy_record
 from surgecast.store import Store
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["load_choice", "load_model", "save_model", "save_selection"]
 
 
 def _library_versions() -> dict[str, str]:
@@ -34,6 +36,28 @@ def _library_versions() -> dict[str, str]:
     }
 
 
+def _write(models_dir: str | Path, unique_id: str, stamp: pd.Timestamp, payload: dict[str, Any]) -> tuple[Path, str, str]:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    checksum = hashlib.sha256(text.encode()).hexdigest()
+    version = f"{stamp:%Y%m%dT%H%M%SZ}-{checksum[:8]}"
+    safe_uid = re.sub(r"[^A-Za-z0-9_.-]", "_", unique_id)
+    path = Path(models_dir) / safe_uid / f"{version}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path, checksum, version
+
+
+def _read(entry: dict[str, Any]) -> dict[str, Any]:
+    path = Path(entry["path"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"model file {path} of {entry['unique_id']} cannot be read: {exc}") from exc
+    if hashlib.sha256(text.encode()).hexdigest() != entry["checksum"]:
+        raise DataError(f"model file {path} does not match its registry checksum; refusing to load it")
+    return json.loads(text)
+
+
 def save_model(
     store: Store,
     unique_id: str,
@@ -44,43 +68,69 @@ def save_model(
     models_dir: str | Path = "./var/models",
     scores: dict[str, float] | None = None,
 ) -> int:
-    """Write ``model.to_dict()`` as JSON under ``models_dir`` and index it in the store."""
-    payload = {"model": model.name, "state": model.to_dict()}
-    text = json.dumps(payload, sort_keys=True, default=str)
-    checksum = hashlib.sha256(text.encode()).hexdigest()
-    version = f"{trained_until:%Y%m%dT%H%M%SZ}-{checksum[:8]}"
-    safe_uid = re.sub(r"[^A-Za-z0-9_.-]", "_", unique_id)
-    path = Path(models_dir) / safe_uid / f"{version}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Write a fitted ``model``'s state as JSON under ``models_dir`` and index it in the store."""
+    payload = {"kind": "fitted", "model": model.name, "state": model.to_dict()}
+    path, checksum, version = _write(models_dir, unique_id, trained_until, payload)
     metadata = {
+        "series": unique_id,
         "trained_until": trained_until.isoformat(),
         "n_points": n_points,
         "scores": scores or {},
         "libraries": _library_versions(),
     }
     return store.register_model(
-        unique_id,
-        model.name,
-        version,
-        str(path),
-        checksum,
-        metadata,
-        created_at=pd.Timestamp.now(tz="UTC"),
+        unique_id, model.name, version, str(path), checksum, metadata, created_at=pd.Timestamp.now(tz="UTC")
     )
 
 
+def save_selection(
+    store: Store, result: SelectionResult, policy: RetrainPolicy, *, models_dir: str | Path
+) -> int:
+    """Record the retrain job's choice for one series (the tick rebuilds it from the catalogue)."""
+    if result.model is None:
+        raise DataError(f"no model was selected for {result.unique_id}: {result.error}")
+    payload = {
+        "kind": "selection",
+        "model": result.model,
+        "members": list(result.members),
+        "scores": result.scores,
+        "policy": policy_record(policy),
+    }
+    stamp = pd.Timestamp(result.train_end) if result.train_end else pd.Timestamp.now(tz="UTC")
+    path, checksum, version = _write(models_dir, result.unique_id, stamp, payload)
+    metadata = {
+        "series": result.unique_id,
+        "training_window": [result.train_start, result.train_end],
+        "n_points": result.n_points,
+        "data_hash": result.data_hash,
+        "scores": result.scores,
+        "backtest_windows": result.windows,
+        "fit_seconds": round(result.seconds, 3),
+        "libraries": _library_versions(),
+        "policy": policy_record(policy),
+    }
+    return store.register_model(
+        result.unique_id, result.model, version, str(path), checksum, metadata,
+        created_at=pd.Timestamp.now(tz="UTC"),
+    )  # fmt: skip
+
+
+def load_choice(entry: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """``(model name, member names)`` of a selection entry, checksum verified."""
+    payload = _read(entry)
+    if payload.get("kind") == "selection":
+        return str(payload["model"]), tuple(payload["members"])
+    return str(payload["model"]), (str(payload["model"]),)
+
+
 def load_model(store: Store, unique_id: str) -> Any:
-    """Load the newest registered model of ``unique_id``, verifying its checksum."""
+    """Load the newest fitted model of ``unique_id`` saved by :func:`save_model`."""
     entry = store.latest_model(unique_id)
     if entry is None:
         raise NotFound(f"no registered model for series {unique_id!r}; run a retrain first")
-    text = Path(entry["path"]).read_text(encoding="utf-8")
-    if hashlib.sha256(text.encode()).hexdigest() != entry["checksum"]:
-        raise DataError(
-            f"model file {entry['path']} does not match its registry checksum; refusing to load it"
-        )
-    payload = json.loads(text)
+    payload = _read(entry)
+    if payload.get("kind", "fitted") != "fitted":
+        raise DataError(f"the newest entry of {unique_id!r} is a {payload['kind']}, not a fitted model")
     cls = FORECASTERS.get(payload["model"])
     if cls is None:
         raise DataError(f"model {payload['model']!r} in {entry['path']} is not a known forecaster")

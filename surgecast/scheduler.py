@@ -98,6 +98,17 @@ def build_scheduler(
         replace_existing=True,
         **first,
     )
+    delay = settings.forecast.retrain_at_start_minutes
+    if delay is not None and first_tick_now:
+        # a fresh service should not wait for 03:17 to choose its models
+        scheduler.add_job(
+            pipeline.retrain,
+            "date",
+            run_date=(pd.Timestamp.now(tz="UTC") + pd.Timedelta(minutes=delay)).to_pydatetime(),
+            id="retrain-at-start",
+            name="surgecast retrain after start",
+            replace_existing=True,
+        )
     scheduler.add_job(
         pipeline.retrain,
         "cron",

@@ -255,6 +255,12 @@ class RecordStore(StoreBase):
         found = self._records(stmt, "read the model registry")
         return found[0] if found else None
 
+    def latest_models(self) -> dict[str, dict[str, Any]]:
+        """The newest registry entry of every series, in one query (ids grow with inserts)."""
+        newest = select(func.max(model_registry.c.id)).group_by(model_registry.c.unique_id)
+        stmt = select(model_registry).where(model_registry.c.id.in_(newest.scalar_subquery()))
+        return {r["unique_id"]: r for r in self._records(stmt, "read the model registry")}
+
     # -- tick runs ---------------------------------------------------------------------------
     def record_tick(
         self,

@@ -12,7 +12,6 @@ from collectors import CollectorError, SeriesRequest, SimulatedCollector
 from surgecast.config import Settings
 from surgecast.errors import DataError
 from surgecast.pipeline import Pipeline
-from surgecast.registry import load_model
 from surgecast.store import Store
 from surgecast.wiring import build_pipeline, build_sources, resolve_series
 
@@ -233,20 +232,51 @@ def test_anomalies_are_detected_and_stored(tmp_path, store):
     assert len([a for a in pending if a["payload"]["labels"]["series"] == "payments:deposit_failures_per_second"]) == 1
 
 
-def test_retrain_registers_checksummed_models(pipeline, store, settings, tmp_path):
-    pipeline.tick(NOW)
+def test_retrain_chooses_per_series_and_the_next_tick_uses_the_choice(tmp_path, store):
+    # 5-min data, 9 days: enough for the backtest windows of every candidate
+    settings = small_settings(
+        tmp_path, "sqlite://", backfill_days=9,
+        forecast={"history_days": 9, "retrain_window_days": 9, "event_model": "none",
+                  "retrain_backtest_windows": 3},
+    )  # fmt: skip
+    pipeline = build_pipeline(settings, store)
+    first = pipeline.tick(NOW)
+    assert {r["model"] for r in first.recommendations} == {"seasonal_naive"}
     results = pipeline.retrain(NOW)
-    assert set(results.values()) == {"ok"}
+    chosen = {uid: model for uid, model in results.items() if not model.startswith(("error", "no "))}
+    assert len(chosen) >= len(pipeline.series) - 2
+    entry = store.latest_model("bet-placement:requests_per_second")
+    meta = entry["metadata"]
+    for key in ("series", "training_window", "data_hash", "scores", "libraries", "policy"):
+        assert key in meta
+    assert entry["model"] == chosen["bet-placement:requests_per_second"]
+    # the next tick picks the registered choice up
+    report = pipeline.tick(NOW + pd.Timedelta("5min"))
+    rec = next(r for r in report.recommendations if r["service"] == "bet-placement")
+    assert rec["model"] == entry["model"]
+    assert [e for e in report.errors if e["stage"] == "forecast"] == []
+
+
+def test_a_tampered_registry_file_is_refused(tmp_path, store):
+    settings = small_settings(
+        tmp_path, "sqlite://", backfill_days=9,
+        forecast={"history_days": 9, "retrain_window_days": 9, "event_model": "none",
+                  "retrain_backtest_windows": 2},
+    )  # fmt: skip
+    pipeline = build_pipeline(settings, store)
+    pipeline.tick(NOW)
+    pipeline.retrain(NOW)
     uid = "bet-placement:requests_per_second"
-    model = load_model(store, uid)
-    assert model.predict(3, level=0.9)["yhat"].notna().all()
-    entry = store.latest_model(uid)
-    path = Path(entry["path"])
+    path = Path(store.latest_model(uid)["path"])
     payload = json.loads(path.read_text())
-    payload["state"]["tampered"] = True
+    payload["model"] = "ets"
     path.write_text(json.dumps(payload))
-    with pytest.raises(DataError, match="does not match its registry checksum"):
-        load_model(store, uid)
+    fresh = build_pipeline(settings, store)  # a new process reads the registry
+    report = fresh.tick(NOW + pd.Timedelta("5min"))
+    refused = [e for e in report.errors if e["subject"] == uid]
+    assert refused and "does not match its registry checksum" in refused[0]["error"]
+    rec = next(r for r in report.recommendations if r["service"] == "bet-placement")
+    assert rec["model"] == "seasonal_naive"  # the floor, not the tampered choice
 
 
 def test_a_failing_batch_upsert_is_retried_series_by_series(settings, store, monkeypatch):

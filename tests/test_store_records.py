@@ -186,3 +186,13 @@ def test_tick_runs(store: Store) -> None:
     assert last["finished_at"] == minutes(1.25)
     assert last["ok"] is False
     assert last["summary"] == {"error": "prometheus down"}
+
+
+def test_latest_models_gives_the_newest_entry_of_every_series(store):
+    t0 = pd.Timestamp("2026-11-01", tz="UTC")
+    store.register_model("a", "m1", "v1", "/x/a1", "c1", {}, created_at=t0)
+    store.register_model("a", "m2", "v2", "/x/a2", "c2", {}, created_at=t0 + pd.Timedelta("1h"))
+    store.register_model("b", "m1", "v1", "/x/b1", "c3", {"k": 1}, created_at=t0)
+    latest = store.latest_models()
+    assert set(latest) == {"a", "b"}
+    assert latest["a"]["version"] == "v2" and latest["b"]["metadata"] == {"k": 1}

@@ -78,7 +78,7 @@ def smooth_design(ds_ns: np.ndarray, order: int = 12) -> np.ndarray:
     Example:
         >>> import numpy as np
         >>> smooth_design(np.array([0]), order=1).round(6).tolist()  # Thursday 1970-01-01 00:00
-        [[1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]]
+        [[1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]
     """
     day_ns = 86_400_000_000_000
     tod = (ds_ns % day_ns) / day_ns
