@@ -5,7 +5,7 @@
 
 Scenario A (incidents on): simulator data at a 1-minute step; detectors run causally (fit on a
 warm-up, then score the rest as it would arrive): Novelty on every series, the ratio detector
-over the service ratios, and ``absent_series`` at every tick where a series is late. Every
+over the service ratios, ChangePoint (CUSUM) on p95 latency, and ``absent_series`` at every tick where a series is late. Every
 anomaly frame goes through one :class:`Debouncer` (with the fixture calendar). For each labelled
 incident the delay is from its start to the first alarm on an affected series or on a ratio
 built from one. Target: <= 5 minutes for every kind.
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.anomaly.absent import absent_series  # noqa: E402
 from models.anomaly.alarms import Debouncer  # noqa: E402
+from models.anomaly.changepoint import ChangePoint  # noqa: E402
 from models.anomaly.novelty import Novelty  # noqa: E402
 from models.anomaly.ratios import RatioDetector, default_ratio_specs  # noqa: E402
 from simulator import Simulator, SimulatorConfig  # noqa: E402
@@ -73,6 +74,12 @@ def run(sim: Simulator, start: pd.Timestamp, end: pd.Timestamp, warmup_days: int
     scored.append(rat.score(live))
     timings["ratio"] = time.perf_counter() - tic
     tic = time.perf_counter()
+    # slow latency drifts: CUSUM on log p95 adjusted for the service's own request load
+    latency = [u for u in frame["unique_id"].unique() if u.endswith("latency_p95_seconds")]
+    cp = ChangePoint(targets=latency, two_sided=False).fit(warm)
+    scored.append(cp.score(live))
+    timings["changepoint"] = time.perf_counter() - tic
+    tic = time.perf_counter()
     scored.append(absent_frames(frame, start, grace=3))
     timings["absent"] = time.perf_counter() - tic
     tic = time.perf_counter()
@@ -96,6 +103,9 @@ def make_debouncers(events: pd.DataFrame) -> dict:
     return {"novelty": Debouncer(n=1, m=1, cooldown="60min", events=events,
                                  drop_lags=("1D", "2D", "3D"), is_traffic=load_driven),
             "ratio": Debouncer(n=2, m=3, cooldown="60min", events=events),
+            # the CUSUM already accumulates evidence: one hit is an alarm; a load-adjusted
+            # latency shift is never excused by a kickoff (default is_traffic: volumes only)
+            "changepoint": Debouncer(n=1, m=1, cooldown="60min", events=events),
             "absent": Debouncer(n=1, m=1, cooldown="60min", events=events)}
 
 

@@ -7,6 +7,12 @@ by nanoseconds inside the detector, never dropped, and every input row gets exac
 row, in input order, with its ``ds`` written as it was read. Rows with a missing value are gaps:
 they score 0 and have no band.
 
+With ``--events FIXTURES.csv`` (columns ``start`` kickoff, optional ``end``; UTC) the calendar
+is used in the alarm stage: an upward surge (``spike``/``level_shift``) inside a fixture's
+ramp/in-play window (:func:`models.anomaly.events.expected_by_events`) is expected, so it scores
+0 and is not an anomaly; the same surge at a time with no fixture still alarms. Drops are never
+excused. Without ``--events`` nothing changes.
+
 The detector starts from scratch and scores the whole file in one causal pass (batch scoring is
 the same as feeding the points one by one), so truncating the file changes no kept score.
 
@@ -27,9 +33,12 @@ import pandas as pd
 import typer
 
 from models import DETECTORS, ModelError
+from models.anomaly.alarms import SPIKE_KINDS
+from models.anomaly.events import expected_by_events
 from surgecast.errors import DataError
 
-__all__ = ["DEFAULT_DETECTOR", "OUTPUT_COLUMNS", "detect_frame", "read_input", "register"]
+__all__ = ["DEFAULT_DETECTOR", "OUTPUT_COLUMNS", "apply_events", "detect_frame", "read_events",
+           "read_input", "register"]
 
 DEFAULT_DETECTOR = "novelty"
 OUTPUT_COLUMNS = ["unique_id", "ds", "y", "score", "is_anomaly", "expected", "lower", "upper",
@@ -65,6 +74,42 @@ def read_input(path: Path) -> tuple[pd.DataFrame, pd.Series]:
     ds = _parse_times(raw[t], path.name)
     frame = pd.DataFrame({"unique_id": uid.astype(str), "ds": ds, "y": y.astype(float)})
     return frame, raw[t]
+
+
+def read_events(path: Path) -> pd.DataFrame:
+    """Read a fixture calendar: ``start`` (or ``kickoff``) and optional ``end``, parsed to UTC.
+
+    Raises:
+        DataError: unreadable file, no ``start`` column or bad times.
+    """
+    if not path.is_file():
+        raise DataError(f"--events: no such file {path}")
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"--events: cannot read {path}: {exc}".splitlines()[0]) from exc
+    cols = {str(c).strip().lower(): c for c in raw.columns}
+    start = cols.get("start", cols.get("kickoff"))
+    if start is None:
+        raise DataError(f"--events {path.name}: expected a 'start' (kickoff) column, optional "
+                        f"'end'; got {list(raw.columns)}")
+    out = pd.DataFrame({"start": _parse_times(raw[start], path.name)})
+    if "end" in cols:
+        end = raw[cols["end"]]
+        out["end"] = _parse_times(end.fillna(raw[start]), path.name)
+    return out
+
+
+def apply_events(out: pd.DataFrame, ds: pd.Series, events: pd.DataFrame) -> pd.DataFrame:
+    """Alarm stage with the calendar: surges inside a fixture window score 0, not anomalies."""
+    spike = out["kind"].isin(SPIKE_KINDS).to_numpy()
+    if spike.any():
+        exp = np.zeros(len(out), dtype=bool)
+        exp[spike] = expected_by_events(pd.DatetimeIndex(ds)[spike], events)
+        out.loc[exp, "score"] = 0.0
+        out.loc[exp, "is_anomaly"] = False
+        out.loc[exp, "kind"] = None
+    return out
 
 
 def _parse_times(col: pd.Series, name: str) -> pd.Series:
@@ -155,14 +200,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score every row of INPUT causally; write unique_id,ds,y,score,is_anomaly,... rows."""
         try:
-            if events is not None:
-                if not events.is_file():
-                    raise DataError(f"--events: no such file {events}")
-                # event awareness is not in the detectors yet: say so rather than pretend
-                print("warning: --events is read but not used by the detectors yet",
-                      file=sys.stderr)
+            calendar = read_events(events) if events is not None else None
             frame, raw_ds = read_input(input)
             out = detect_frame(frame, detector)
+            if calendar is not None:
+                out = apply_events(out, frame["ds"], calendar)
         except DataError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from exc

@@ -131,3 +131,36 @@ def test_unknown_detector_and_missing_file(app, tmp_path):
     assert res.exit_code != 0 and "unknown detector 'nope'" in res.output
     res = runner.invoke(app, ["detect", str(tmp_path / "none.csv"), "-o", str(tmp_path / "o.csv")])
     assert res.exit_code != 0 and "cannot read" in res.output
+
+
+def test_events_excuse_an_expected_surge_but_not_one_without_a_fixture(app, tmp_path):
+    n = 288 * 6
+    ds = pd.date_range("2026-10-05", periods=n, freq="5min", tz="UTC")
+    rng = np.random.default_rng(2)
+    y = 100 + 20 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 2, n)
+    kick, night = 288 * 4 + 240, 288 * 5 + 144  # day 5 20:00 (a fixture), day 6 12:00 (none)
+    y[kick:kick + 6] += 300
+    y[night:night + 6] += 600  # beyond the kickoff surge the detector has already seen
+    src = tmp_path / "traffic.csv"
+    pd.DataFrame({"ds": ds.strftime("%Y-%m-%d %H:%M:%S"), "y": y}).to_csv(src, index=False)
+    cal = tmp_path / "fixtures.csv"
+    pd.DataFrame({"start": [str(ds[kick])], "end": [str(ds[kick] + pd.Timedelta("2h"))]}
+                 ).to_csv(cal, index=False)
+    plain = detect(app, tmp_path, src)
+    aware = detect(app, tmp_path, src, "--events", str(cal))
+    for out in (plain, aware):
+        assert out["is_anomaly"].iloc[night:night + 6].any()  # no fixture: still an anomaly
+    assert plain["is_anomaly"].iloc[kick:kick + 6].any()
+    assert not aware["is_anomaly"].iloc[kick - 20:kick + 30].any()  # the fixture expected it
+    outside = np.r_[0:kick - 20, kick + 30:n]
+    assert (plain["score"].to_numpy()[outside] == aware["score"].to_numpy()[outside]).all()
+
+
+def test_events_file_without_start_is_a_one_line_error(app, tmp_path):
+    src = tmp_path / "a.csv"
+    nab_like(src, 400)
+    cal = tmp_path / "cal.csv"
+    cal.write_text("kick,x\n2026-01-01,1\n")
+    res = runner.invoke(app, ["detect", str(src), "-o", str(tmp_path / "o.csv"), "--events",
+                              str(cal)])
+    assert res.exit_code == 2 and "start" in res.output

@@ -1,0 +1,130 @@
+"""ChangePoint (models/anomaly/changepoint.py): CUSUM maths, drifts, load adjustment, state."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.anomaly.changepoint import ChangePoint, cusum, latency_load_series, load_reference
+from models.base import ANOMALY_COLUMNS, Detector
+from models.errors import NotFittedError
+
+LAT = "api:latency_p95_seconds"
+REQ = "api:requests_per_second"
+
+
+def ramp_frame(n=900, start=700, to=3.0, length=200, seed=0, level=0.2):
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC")
+    y = level * np.exp(0.03 * rng.standard_normal(n))
+    t = np.clip((np.arange(n) - start) / length, 0, 1)
+    y *= 1 + (to - 1) * t
+    return pd.DataFrame({"unique_id": LAT, "ds": ds, "y": y})
+
+
+def test_cusum_exact():
+    p, n = cusum(np.array([0.0, 2.0, 2.0, -3.0, -3.0]), k=1.0)
+    assert p.tolist() == [0.0, 1.0, 2.0, 0.0, 0.0]
+    assert n.tolist() == [0.0, 0.0, 0.0, 2.0, 4.0]
+
+
+def test_load_reference_fits_a_load_curve():
+    v = np.linspace(0.5, 2.0, 200)
+    x = np.log(0.2 * (1 + 0.35 * v**2))
+    ref = load_reference(x, 10 * v, 0.01)
+    assert ref is not None
+    assert ref[-2] < 0.02  # a near-exact fit: the spread is at the 1 % floor
+    assert load_reference(np.full(5, 1.0), None, 0.01) is None
+
+
+def test_protocol_columns_and_not_fitted():
+    det = ChangePoint()
+    assert isinstance(det, Detector)
+    with pytest.raises(NotFittedError):
+        det.score(ramp_frame())
+    out = ChangePoint().fit(ramp_frame()[:300]).score(ramp_frame()[300:])
+    assert list(out.columns) == list(ANOMALY_COLUMNS)
+    assert out["score"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("to,length,limit", [(4.0, 60, 5), (3.0, 200, 15)])
+def test_a_latency_ramp_is_caught(to, length, limit):
+    f = ramp_frame(to=to, length=length)
+    out = ChangePoint().fit(f[:600]).score(f[600:])
+    hits = out[out["is_anomaly"]]
+    assert set(hits["kind"]) == {"level_shift"}
+    delay = (hits["ds"].min() - f["ds"].iloc[700]) / pd.Timedelta("1min")
+    assert 0 < delay <= limit
+    assert not out.loc[out["ds"] < f["ds"].iloc[700], "is_anomaly"].any()
+
+
+def test_constant_series_never_alarms():
+    f = ramp_frame(to=1.0)
+    f["y"] = 0.3
+    out = ChangePoint().fit(f[:400]).score(f[400:])
+    assert not out["is_anomaly"].any() and (out["score"] == 0).all()
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.floats(1e-3, 1e3), st.integers(0, 5))
+def test_scaling_leaves_scores_unchanged(c, seed):
+    f = ramp_frame(n=500, start=400, seed=seed)
+    g = f.assign(y=f["y"] * c)
+    a = ChangePoint(min_ref=60, window=300).fit(f[:200]).score(f[200:])
+    b = ChangePoint(min_ref=60, window=300).fit(g[:200]).score(g[200:])
+    np.testing.assert_allclose(a["score"], b["score"], atol=1e-9)
+
+
+@pytest.mark.parametrize("cut", [1, 37, 61, 250])
+def test_online_equals_batch_and_round_trip(cut):
+    f = ramp_frame(n=800, start=600)
+    whole = ChangePoint(window=300, block=30).fit(f[:300]).score(f[300:])
+    det = ChangePoint(window=300, block=30).fit(f[:300])
+    first = det.score(f[300:300 + cut])
+    det = ChangePoint.from_dict(json.loads(json.dumps(det.to_dict())))
+    rest = det.score(f[300 + cut:])
+    both = pd.concat([first, rest], ignore_index=True)
+    np.testing.assert_allclose(both["score"], whole["score"])
+    assert both["is_anomaly"].tolist() == whole["is_anomaly"].tolist()
+
+
+def test_load_driven_latency_is_not_a_shift_but_a_drift_at_equal_load_is():
+    rng = np.random.default_rng(3)
+    n = 6 * 1440
+    ds = pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC")
+    minute = np.arange(n) % 1440
+    load = 1 + 2.0 * np.exp(-(((minute - 1200) / 60.0) ** 2))  # an evening peak every day
+    load *= np.exp(0.02 * rng.standard_normal(n))
+    lat = 0.2 * (1 + 0.35 * load**2) * np.exp(0.03 * rng.standard_normal(n))
+    f = pd.concat([pd.DataFrame({"unique_id": LAT, "ds": ds, "y": lat}),
+                   pd.DataFrame({"unique_id": REQ, "ds": ds, "y": 100 * load})])
+    warm, live = f[f["ds"] < ds[3 * 1440]], f[f["ds"] >= ds[3 * 1440]]
+    out = ChangePoint().fit(warm).score(live)
+    assert out["unique_id"].unique().tolist() == [LAT]  # the load series is not scored
+    assert not out["is_anomaly"].any()
+    unadjusted = ChangePoint(load={}).fit(warm[warm["unique_id"] == LAT]).score(
+        live[live["unique_id"] == LAT])
+    assert unadjusted["is_anomaly"].any()  # without the load every evening peak is a shift
+    lat2 = lat.copy()
+    i0 = 4 * 1440 + 300
+    lat2[i0:] *= 1 + np.clip((np.arange(n - i0)) / 120, 0, 1)  # doubles over 2 h at night
+    f2 = f.copy()
+    f2.loc[f2["unique_id"] == LAT, "y"] = lat2
+    out2 = ChangePoint().fit(f2[f2["ds"] < ds[3 * 1440]]).score(f2[f2["ds"] >= ds[3 * 1440]])
+    first = out2.loc[out2["is_anomaly"], "ds"].min()
+    assert ds[i0] < first <= ds[i0 + 20]
+
+
+def test_latency_load_series_pairs_by_service():
+    ids = [LAT, REQ, "b:latency_p95_seconds"]
+    assert latency_load_series(ids) == {LAT: REQ}
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="window"):
+        ChangePoint(window=1)
+    with pytest.raises(ValueError, match="h > 0"):
+        ChangePoint(h=0)
