@@ -15,12 +15,20 @@ from models.anomaly.novelty import Novelty
 from models.anomaly.robust_zscore import RobustZScore
 from models.base import Detector, Forecaster
 from models.errors import FrameError, InsufficientHistoryError, ModelError, NotFittedError
+from models.forecasting.ets import ETS
+from models.forecasting.mstl import MSTLForecaster
+from models.forecasting.seasonal_events import SeasonalEvents
+from models.forecasting.seasonal_mean import SeasonalMean
 from models.forecasting.seasonal_naive import SeasonalNaive
 from models.frequency import infer_step, season_length
 
 __all__ = [
     "DETECTORS",
+    "ETS",
     "FORECASTERS",
+    "MSTLForecaster",
+    "SeasonalEvents",
+    "SeasonalMean",
     "Detector",
     "Forecaster",
     "FrameError",
@@ -34,5 +42,10 @@ __all__ = [
     "season_length",
 ]
 
-FORECASTERS: dict[str, type[Forecaster]] = {"seasonal_naive": SeasonalNaive}
+FORECASTERS: dict[str, type[Forecaster]] = {
+    "ets": ETS,
+    "mstl": MSTLForecaster,
+    "seasonal_events": SeasonalEvents,
+    "seasonal_naive": SeasonalNaive,
+}
 DETECTORS: dict[str, type[Detector]] = {"novelty": Novelty, "robust_zscore": RobustZScore}

@@ -21,13 +21,17 @@ FORBIDDEN = {"surgecast", "simulator", "collectors", "actions", "dashboard"}
 
 def test_exported_members():
     assert sorted(models.__all__) == sorted([
-        "DETECTORS", "FORECASTERS", "Detector", "Forecaster", "FrameError",
+        "DETECTORS", "ETS", "FORECASTERS", "MSTLForecaster", "SeasonalEvents", "SeasonalMean",
+        "Detector", "Forecaster", "FrameError",
         "InsufficientHistoryError", "ModelError", "NotFittedError", "Novelty", "RobustZScore",
         "SeasonalNaive", "infer_step", "season_length",
     ])
     for name in models.__all__:
         assert getattr(models, name) is not None
-    assert models.FORECASTERS == {"seasonal_naive": models.SeasonalNaive}
+    assert models.FORECASTERS == {
+        "ets": models.ETS, "mstl": models.MSTLForecaster, "seasonal_events": models.SeasonalEvents,
+        "seasonal_naive": models.SeasonalNaive,
+    }
     assert models.DETECTORS == {"novelty": models.Novelty, "robust_zscore": models.RobustZScore}
 
 
