@@ -248,36 +248,13 @@ def config_check(
         out.print_json(json.dumps(settings.model_dump(mode="json")))
 
 
-@app.command()
-def forecast(
-    input: Annotated[Path, typer.Argument(help="CSV: timestamp,value | ds,y | unique_id,ds,y.")],
-    horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast per series.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output CSV path.")],
-    level: Annotated[float, typer.Option("--level", help="Interval coverage in percent.")] = 90.0,
-    model: Annotated[
-        str, typer.Option("--model", help="auto | naive | ets | mstl.")
-    ] = "auto",
-    n_jobs: Annotated[int, typer.Option("--n-jobs", help="Parallel series fits.")] = 2,
-) -> None:
-    """Forecast every series of INPUT H steps ahead; write unique_id,ds,yhat,lower,upper,model."""
-    from surgecast.forecast_cli import InputError, forecast_file
-
-    if not 0.0 < level < 100.0:
-        err.print(f"error: --level must be in (0, 100), got {level}", markup=False)
-        raise typer.Exit(2)
-    try:
-        frame, problems = forecast_file(input, horizon, level / 100.0, model, n_jobs=n_jobs)
-    except InputError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from exc
-    for line in problems:
-        err.print(f"skipped: {line}", markup=False, highlight=False, soft_wrap=True)
-    frame.to_csv(output, index=False)
-
-
 def _register_commands() -> None:
+    from surgecast.backtest_cli import register as register_backtest
     from surgecast.detect_cli import register as register_detect
+    from surgecast.forecast_cli import register as register_forecast
 
+    register_forecast(app)
+    register_backtest(app)
     register_detect(app)
 
 

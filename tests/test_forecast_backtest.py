@@ -111,3 +111,41 @@ CONFORMANCE = [
 def test_seasonal_mean_conformance(check, monkeypatch):
     monkeypatch.setitem(conf.FORECASTERS, DailyMean.name, DailyMean)
     check(DailyMean)
+
+
+def test_combination_weights_inverse_score_top_and_ratio():
+    from models.forecasting.selection import combination_weights
+
+    w = combination_weights({"a": 1.0, "b": 1.2, "c": 1.4, "d": 1.3})
+    assert list(w) == ["a", "b", "d"]  # the three best, best first
+    assert w["a"] / w["b"] == pytest.approx(1.2) and sum(w.values()) == pytest.approx(1.0)
+    assert combination_weights({"a": 1.0, "b": 1.6}) == {"a": 1.0}  # past MAX_RATIO: left out
+    assert combination_weights({"a": 1.0, "b": 1.1}, choose="b") == {"b": 1.0}
+    assert combination_weights({"a": 0.0, "b": 1.0}) == {"a": 1.0}  # a perfect backtest
+
+
+def test_isotonic_and_band_never_narrows():
+    from models.forecasting.selection import isotonic
+
+    assert isotonic(np.array([3.0, 1.0, 2.0]), np.array([1.0, 1.0, 2.0])).tolist() == [2.0] * 3
+    rng = np.random.default_rng(0)
+    errors = rng.normal(size=(5, 96)) * np.sqrt(np.arange(1, 97))
+    lo, hi = conformal_offsets(errors, 0.9, 120)
+    assert (np.diff(hi) >= -1e-12).all() and (np.diff(lo) <= 1e-12).all()
+    assert (lo <= 0).all() and (hi >= 0).all()
+
+
+def test_selection_blends_close_candidates():
+    frame = hourly(21, seed=5)
+    builders = {"naive": SeasonalNaive, "mean3": lambda: SeasonalMean("1D", k=3),
+                "mean7": lambda: SeasonalMean("1D", k=7)}
+    fc, sel = select_and_fit(frame, 24, 0.9, builders, season=24)
+    assert abs(sum(sel.weights.values()) - 1.0) < 1e-12 and len(sel.weights) >= 2
+    assert set(fc["model"]) == {"+".join(sel.weights)}
+    parts = {n: b().fit(frame).predict(24)["yhat"].to_numpy() for n, b in builders.items()}
+    parts["ensemble_median"] = np.median(np.vstack(list(parts.values())), axis=0)
+    expect = sum(w * parts[o] for o, w in sel.weights.items())
+    np.testing.assert_allclose(fc["yhat"], np.maximum(expect, 0.0))
+    forced, s2 = select_and_fit(frame, 24, 0.9, builders, season=24, choose="ensemble_median")
+    assert s2.weights == {"ensemble_median": 1.0}
+    np.testing.assert_allclose(forced["yhat"], np.maximum(parts["ensemble_median"], 0.0))

@@ -111,3 +111,97 @@ def test_bad_input_exits_with_one_line(tmp_path, content, reason):
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and reason in lines[0], res.output
     assert not out.exists()
+
+
+# --- the full contract via forecast_cli.register: prophet, ensemble, --events ----------------
+
+
+@pytest.fixture
+def full_app():
+    import typer
+
+    from surgecast.forecast_cli import register
+
+    a = typer.Typer()
+    register(a)
+
+    @a.callback()
+    def _root() -> None:  # keeps ``forecast`` a sub-command, as in ``surgecast``
+        """test app"""
+
+    return a
+
+
+def fixtures(days: int = 7) -> pd.DataFrame:
+    start = pd.date_range("2026-03-01 19:00", periods=days, freq="D")
+    return pd.DataFrame({"start": start, "competition": "league", "importance": 1.0})
+
+
+def with_surges(days: int = 5) -> pd.DataFrame:
+    frame = hourly(days=days)
+    frame.loc[frame["ds"].dt.hour.isin([19, 20]), "y"] += 200.0
+    return frame
+
+
+def full_run(app, path, *extra):
+    out = path.parent / "out.csv"
+    res = runner.invoke(app, ["forecast", str(path), "--horizon", "6", "-o", str(out),
+                              "--n-jobs", "1", *extra])
+    return res, out
+
+
+@pytest.mark.parametrize("model", ["ensemble", "prophet", "naive", "auto"])
+def test_new_models_and_events(tmp_path, full_app, model):
+    path, events = tmp_path / "rps.csv", tmp_path / "fixtures.csv"
+    with_surges().to_csv(path, index=False)
+    fixtures().to_csv(events, index=False)
+    res, out = full_run(full_app, path, "--model", model, "--events", str(events))
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(out)
+    assert list(fc.columns) == COLUMNS and len(fc) == 6
+    assert (fc["yhat_lower"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_upper"]).all()
+    expected = {"ensemble": "ensemble_median", "prophet": "prophet", "naive": "seasonal_naive"}
+    if model in expected:
+        assert set(fc["model"]) == {expected[model]}
+
+
+def test_events_make_seasonal_events_a_candidate():
+    from surgecast.forecast_cli import AUTO_CANDIDATES, candidates
+
+    assert candidates(None) == AUTO_CANDIDATES
+    assert candidates(fixtures()) == (*AUTO_CANDIDATES, "seasonal_events")
+
+
+def test_ensemble_without_events_runs_via_main_app(tmp_path):
+    path = tmp_path / "rps.csv"
+    hourly().to_csv(path, index=False)
+    res, out = run(path, "--model", "ensemble")
+    assert res.exit_code == 0, res.output
+    assert set(pd.read_csv(out)["model"]) == {"ensemble_median"}
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("start,importance\n2026-03-01 19:00,1\n", "competition"),
+        ("start,competition,importance\nnot-a-time,league,1\n", "start"),
+        ("start,competition,importance\n2026-03-01 19:00,league,-1\n", "importance"),
+        ("start,competition,importance\n", "no fixtures"),
+    ],
+)
+def test_bad_events_exit_with_one_line(tmp_path, full_app, content, reason):
+    path, events = tmp_path / "rps.csv", tmp_path / "fixtures.csv"
+    hourly().to_csv(path, index=False)
+    events.write_text(content)
+    res, out = full_run(full_app, path, "--events", str(events))
+    assert res.exit_code != 0
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and reason in lines[0], res.output
+    assert not out.exists()
+
+
+def test_missing_events_file(tmp_path, full_app):
+    path = tmp_path / "rps.csv"
+    hourly().to_csv(path, index=False)
+    res, _ = full_run(full_app, path, "--events", str(tmp_path / "none.csv"))
+    assert res.exit_code != 0 and len(res.output.strip().splitlines()) == 1
