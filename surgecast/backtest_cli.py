@@ -27,7 +27,10 @@ import typer
 
 from models.forecasting.backtest import coverage, mase, rolling_origin, smape
 from models.frequency import infer_step, season_length
+from surgecast.config import load_settings
+from surgecast.errors import ConfigError
 from surgecast.forecast_cli import MODELS, InputError, fit_one, read_events, read_series
+from surgecast.retrain import RetrainPolicy, policy_from_settings
 
 __all__ = ["DEFAULT_MODELS", "LEVEL", "Score", "backtest_file", "format_table", "register"]
 
@@ -91,21 +94,37 @@ def backtest_series(
 
 
 def backtest_file(
-    path: Path, horizon: int, cutoffs: int, models: list[str], events: Path | None = None,
+    path: Path, horizon: int | None, cutoffs: int | None, models: list[str],
+    events: Path | None = None, policy: RetrainPolicy | None = None,
 ) -> pd.DataFrame:
     """The per-model table for every series of ``path`` (means over series and windows).
+
+    With ``policy`` (the service's :class:`~surgecast.retrain.RetrainPolicy`), the horizon, the
+    number of origins and the training window come from it, as in the retrain job.
 
     Raises:
         InputError: bad input, bad arguments, or no window could be backtested.
     """
-    if horizon < 1 or cutoffs < 1:
+    if policy is None and (horizon is None or cutoffs is None):
+        raise InputError("give --horizon and --cutoffs, or --policy to use the service's retrain policy")
+    if (horizon is not None and horizon < 1) or (cutoffs is not None and cutoffs < 1):
         raise InputError(f"--horizon and --cutoffs must be >= 1; got {horizon} and {cutoffs}")
     calendar = None if events is None else read_events(events)
     frame, _ = read_series(path)
     scores = []
     for _, g in frame.groupby("unique_id", sort=True):
+        g = g.reset_index(drop=True)
+        h, k = horizon, cutoffs
         try:
-            scores += backtest_series(g.reset_index(drop=True), models, horizon, cutoffs, calendar)
+            if policy is not None:
+                step = infer_step(g["ds"])
+                h = h or policy.horizon_steps(step)
+                k = k or policy.windows
+                keep_from = g["ds"].iloc[-1] - pd.Timedelta(days=policy.train_window_days) - h * k * step
+                g = g[g["ds"] >= keep_from].reset_index(drop=True)
+            if h is None or k is None:  # unreachable: checked above; keeps the types honest
+                raise InputError("give --horizon and --cutoffs")
+            scores += backtest_series(g, models, h, k, calendar)
         except ValueError as exc:  # no inferable step: that series is skipped
             print(f"skipped: series {g['unique_id'].iloc[0]!r}: {exc}".splitlines()[0],
                   file=sys.stderr)
@@ -141,18 +160,29 @@ def register(app: typer.Typer) -> None:
     @app.command("backtest")
     def backtest(
         input: Path = typer.Argument(..., help="CSV: timestamp,value | ds,y | unique_id,ds,y."),
-        horizon: int = typer.Option(..., "--horizon", help="Steps per backtest window."),
-        cutoffs: int = typer.Option(..., "--cutoffs", help="Rolling origins per series."),
+        horizon: int | None = typer.Option(None, "--horizon", help="Steps per backtest window."),
+        cutoffs: int | None = typer.Option(None, "--cutoffs", help="Rolling origins per series."),
         models: str = typer.Option(
             ",".join(DEFAULT_MODELS), "--models", help=f"Comma-separated: {', '.join(MODELS)}."
         ),
         events: Path | None = typer.Option(
             None, "--events", help="Fixture calendar CSV: start, importance, competition."
         ),
+        policy: bool = typer.Option(
+            False, "--policy",
+            help="Use the service's retrain policy (horizon, origins, training window) from --config.",
+        ),
+        config: Path | None = typer.Option(None, "--config", help="surgecast.yaml for --policy."),
     ) -> None:
         """Backtest models over rolling origins; print sMAPE, MASE, 90% coverage, fit seconds."""
         try:
-            table = backtest_file(input, horizon, cutoffs, parse_models(models), events)
+            retrain_policy = policy_from_settings(load_settings(config)) if policy else None
+            table = backtest_file(
+                input, horizon, cutoffs, parse_models(models), events, policy=retrain_policy
+            )
+        except ConfigError as exc:
+            print(f"error: {exc}".splitlines()[0], file=sys.stderr)
+            raise typer.Exit(2) from exc
         except InputError as exc:
             print(f"error: {exc}".splitlines()[0], file=sys.stderr)
             raise typer.Exit(2) from exc

@@ -31,7 +31,7 @@ from surgecast.forecasting import Choice, ChosenForecasts
 from surgecast.frames import validate_series
 from surgecast.history import RecentHistory
 from surgecast.registry import load_choice
-from surgecast.retrain import RetrainPolicy, select_many
+from surgecast.retrain import RetrainPolicy, policy_from_settings, select_many
 from surgecast.store import Store
 
 __all__ = ["Pipeline", "TickReport", "step_of"]
@@ -547,17 +547,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ retrain slot
     def retrain_policy(self) -> RetrainPolicy:
-        cfg = self.settings.forecast
-        lead = max(
-            (s.startup_delay_seconds + s.margin_seconds for s in self.settings.services.values()),
-            default=600,
-        )
-        return RetrainPolicy(
-            train_window_days=cfg.retrain_window_days,
-            horizon_minutes=math.ceil(lead / 60) + cfg.extra_horizon_minutes,
-            windows=cfg.retrain_backtest_windows,
-            level=cfg.level,
-        )
+        return policy_from_settings(self.settings)
 
     def retrain(self, now: pd.Timestamp | None = None) -> dict[str, str]:
         """The retrain job: per series, choose a forecaster by backtest and register the choice.

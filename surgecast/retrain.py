@@ -25,7 +25,7 @@ from models.forecasting import selection
 from models.forecasting.catalog import AUTO_CANDIDATES, build
 from models.frequency import infer_step, season_length
 
-__all__ = ["RetrainPolicy", "SelectionResult", "select_one"]
+__all__ = ["RetrainPolicy", "SelectionResult", "policy_from_settings", "select_many", "select_one"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,21 @@ def select_many(
     if not frames:
         return []
     return list(Parallel(n_jobs=n_jobs)(delayed(select_one)(f, policy) for f in frames))
+
+
+def policy_from_settings(settings: Any) -> RetrainPolicy:
+    """The service's policy from its ``Settings``: the one object the retrain job and
+    ``surgecast backtest --policy`` both use."""
+    cfg = settings.forecast
+    lead = max(
+        (s.startup_delay_seconds + s.margin_seconds for s in settings.services.values()), default=600
+    )
+    return RetrainPolicy(
+        train_window_days=cfg.retrain_window_days,
+        horizon_minutes=math.ceil(lead / 60) + cfg.extra_horizon_minutes,
+        windows=cfg.retrain_backtest_windows,
+        level=cfg.level,
+    )
 
 
 def policy_record(policy: RetrainPolicy) -> dict[str, Any]:

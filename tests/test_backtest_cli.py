@@ -92,3 +92,24 @@ def test_bad_arguments_one_line(tmp_path, app, args, reason):
     assert res.exit_code != 0
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and reason in lines[0], res.output
+
+
+def test_policy_takes_horizon_origins_and_window_from_the_service_config(tmp_path, app):
+    path = tmp_path / "rps.csv"
+    hourly(days=10).to_csv(path, index=False)
+    config = tmp_path / "surgecast.yaml"
+    # lead 10 min + extra 110 min = 2 h = 2 hourly steps; 3 origins
+    config.write_text("forecast: {extra_horizon_minutes: 110, retrain_backtest_windows: 3}\n")
+    res = runner.invoke(app, ["backtest", str(path), "--policy", "--config", str(config),
+                              "--models", "naive"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    row = res.output.strip().splitlines()[1].split()
+    assert row[0] == "naive" and row[2] == "3"
+
+
+def test_without_policy_horizon_and_cutoffs_are_required(tmp_path, app):
+    path = tmp_path / "rps.csv"
+    hourly().to_csv(path, index=False)
+    res = runner.invoke(app, ["backtest", str(path), "--models", "naive"])
+    assert res.exit_code == 2
+    assert "--policy" in res.output
