@@ -92,3 +92,23 @@ def on_grid(ds_ns: np.ndarray, y: np.ndarray, step_ns: int) -> np.ndarray:
 def to_utc(ns: np.ndarray) -> pd.DatetimeIndex:
     """int64 nanoseconds → ``datetime64[ns, UTC]``."""
     return pd.DatetimeIndex(np.asarray(ns, dtype="datetime64[ns]")).tz_localize("UTC")
+
+
+def forecast_frame(
+    parts: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    horizon: int,
+    model: str,
+    level: float,
+) -> pd.DataFrame:
+    """The forecast frame from per-series ``(unique_id, ds_ns, yhat, lower, upper)`` arrays."""
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat([p[0] for p in parts], horizon).astype(object),
+            "ds": to_utc(np.concatenate([p[1] for p in parts])),
+            "yhat": np.concatenate([p[2] for p in parts]),
+            "yhat_lower": np.concatenate([p[3] for p in parts]),
+            "yhat_upper": np.concatenate([p[4] for p in parts]),
+            "model": model,
+            "level": float(level),
+        }
+    ).astype({"unique_id": str, "model": str})

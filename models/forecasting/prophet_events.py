@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pandas.errors import Pandas4Warning, PerformanceWarning
 
-from models._frames import median_step_ns, split_series, to_utc
+from models._frames import forecast_frame, median_step_ns, split_series, to_utc
 from models.errors import InsufficientHistoryError, ModelError, NotFittedError
 from models.forecasting.events import (
     event_classes,
@@ -167,17 +167,7 @@ class ProphetEvents:
                 yhat = np.maximum(yhat, 0.0)
                 lower, upper = np.clip(lower, 0.0, yhat), np.maximum(upper, yhat)
             parts.append((uid, ds_ns, yhat, lower, upper))
-        return pd.DataFrame(
-            {
-                "unique_id": np.repeat([p[0] for p in parts], horizon).astype(object),
-                "ds": to_utc(np.concatenate([p[1] for p in parts])),
-                "yhat": np.concatenate([p[2] for p in parts]),
-                "yhat_lower": np.concatenate([p[3] for p in parts]),
-                "yhat_upper": np.concatenate([p[4] for p in parts]),
-                "model": self.name,
-                "level": float(level),
-            }
-        ).astype({"unique_id": str, "model": str})
+        return forecast_frame(parts, horizon, self.name, level)
 
     def to_dict(self) -> dict[str, Any]:
         """Parameters, classes, kept events and per-series ``model_to_json`` strings."""

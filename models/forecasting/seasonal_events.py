@@ -26,7 +26,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from models._frames import median_step_ns, on_grid, split_series, to_utc
+from models._frames import forecast_frame, median_step_ns, on_grid, split_series
 from models.errors import InsufficientHistoryError, ModelError, NotFittedError
 from models.forecasting.events import (
     event_classes,
@@ -288,17 +288,7 @@ class SeasonalEvents:
             if st.nonneg:
                 lower = np.maximum(lower, 0.0)
             parts.append((uid, ds_ns, yhat, np.minimum(lower, yhat), yhat + hi_q * scale))
-        return pd.DataFrame(
-            {
-                "unique_id": np.repeat([p[0] for p in parts], horizon).astype(object),
-                "ds": to_utc(np.concatenate([p[1] for p in parts])),
-                "yhat": np.concatenate([p[2] for p in parts]),
-                "yhat_lower": np.concatenate([p[3] for p in parts]),
-                "yhat_upper": np.concatenate([p[4] for p in parts]),
-                "model": self.name,
-                "level": float(level),
-            }
-        ).astype({"unique_id": str, "model": str})
+        return forecast_frame(parts, horizon, self.name, level)
 
     def _params(self) -> dict[str, Any]:
         return {
