@@ -56,32 +56,4 @@ def test_short_history_raises_with_series_name():
         ETS().fit(frame_of(np.arange(30.0)))
 
 
-# The shared conformance suite, run over ETS and MSTL until they join models.FORECASTERS
-# (tests/test_models_api.py pins that registry today).
-import tests.test_models_conformance as conf  # noqa: E402
-
-CONFORMANCE = [
-    conf.test_forecaster_fit_returns_self, conf.test_predict_before_fit_raises,
-    conf.test_forecast_columns_dtypes_and_grid, conf.test_forecast_interval_ordered_and_finite,
-    conf.test_forecaster_is_deterministic, conf.test_forecaster_json_round_trip,
-    conf.test_forecaster_series_are_independent, conf.test_forecaster_input_order_does_not_matter,
-    conf.test_forecaster_short_history_raises,
-]
-
-
-@pytest.mark.parametrize("check", CONFORMANCE, ids=lambda f: f.__name__)
-@pytest.mark.parametrize("cls", [MSTLForecaster, ETS], ids=["mstl", "ets"])
-def test_conformance(cls, check, monkeypatch):
-    monkeypatch.setitem(conf.FORECASTERS, cls.name, cls)  # test_forecast_columns reads name
-    check(cls)
-
-
-@pytest.mark.parametrize("cls", [MSTLForecaster, ETS])
-def test_conformance_bad_arguments(cls):
-    model = cls().fit(conf.series_frame())
-    for level in (0.0, 1.0, 90):
-        with pytest.raises(ValueError, match="level"):
-            model.predict(12, level=level)
-    for horizon in (0, 2.5):
-        with pytest.raises(ValueError, match="horizon"):
-            model.predict(horizon)
+# ETS and MSTL are in models.FORECASTERS: tests/test_models_conformance.py covers them.

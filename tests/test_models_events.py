@@ -129,13 +129,14 @@ CONFORMANCE = [
 
 
 @pytest.mark.parametrize("check", CONFORMANCE, ids=lambda f: f.__name__)
-@pytest.mark.parametrize("cls", [SeasonalEvents, ProphetEvents], ids=["seasonal", "prophet"])
+# SeasonalEvents is in models.FORECASTERS (the shared suite covers it); ProphetEvents is not yet
+@pytest.mark.parametrize("cls", [ProphetEvents], ids=["prophet"])
 def test_conformance(cls, check, monkeypatch):
     monkeypatch.setitem(conf.FORECASTERS, cls.name, cls)  # test_forecast_columns reads name
     check(cls)
 
 
-@pytest.mark.parametrize("cls", [SeasonalEvents, ProphetEvents], ids=["seasonal", "prophet"])
+@pytest.mark.parametrize("cls", [ProphetEvents], ids=["prophet"])
 def test_conformance_bad_arguments(cls):
     model = cls().fit(conf.series_frame())
     for level in (0.0, 1.0, 90):
