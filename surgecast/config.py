@@ -163,7 +163,9 @@ class ForecastSettings(_Model):
 
 
 class DetectSettings(_Model):
-    detector: Literal["robust_zscore"] = "robust_zscore"
+    detector: Literal["novelty", "robust_zscore"] = Field(
+        "novelty", description="per-series detector (ratios, latency drift and absence always run)"
+    )
     threshold: float = Field(4.0, gt=0)
     history_days: float = Field(7, gt=0)
     absent_grace_steps: int = Field(3, ge=0, description="missing points before 'absent'")

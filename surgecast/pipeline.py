@@ -20,11 +20,10 @@ import pandas as pd
 
 from actions import CapacityBounds, anomaly_alert, dedup_key, describe_plan, plan_replicas
 from collectors import Collector, SeriesRequest
-from models import RobustZScore
-from models.anomaly.absent import absent_series
 from models.forecasting.catalog import CATALOG
 from surgecast.clock import Clock, system_clock
 from surgecast.config import SeriesSettings, ServiceSettings, Settings
+from surgecast.detection import DetectionSuite
 from surgecast.errors import DataError
 from surgecast.event_forecasts import EventForecasts
 from surgecast.forecasting import Choice, ChosenForecasts
@@ -132,7 +131,9 @@ class Pipeline:
             if use_events
             else None
         )
-        self._detectors: dict[str, RobustZScore] = {}
+        dcfg = settings.detect
+        self.detection = DetectionSuite(dcfg.detector, dcfg.threshold, dcfg.absent_grace_steps)
+        self._platform_mark: pd.Timestamp | None = None
         self._forecasts: dict[str, pd.DataFrame] = {}
         self._choices: dict[str, Choice] = {}
         self._default_choice = Choice(fcfg.model, (fcfg.model,))
@@ -248,59 +249,89 @@ class Pipeline:
 
     def _detect(self, now: pd.Timestamp, report: TickReport) -> None:
         cfg = self.settings.detect
-        hits: list[pd.DataFrame] = []
+        suite = self.detection
+        rescore_from = now - pd.Timedelta(minutes=cfg.rescore_minutes)
+        if self.events is not None:
+            try:  # the alarm stage needs the fixtures around now (and 3 days back for drops)
+                suite.set_events(self.events(now - pd.Timedelta(days=4), now + pd.Timedelta(days=1)))
+            except Exception as exc:
+                report.error("detect", "fixtures", exc)
+        fresh: dict[str, pd.DataFrame] = {}
         for series in self.series:
             uid = series.unique_id
             if not report.points.get(uid) or self.stop_requested.is_set():
                 continue
             try:
-                detector = self._detectors.get(uid)
-                rescore_from = now - pd.Timedelta(minutes=cfg.rescore_minutes)
                 # a detector new to this process (start, restart, refit) rescores the recent
                 # window, so points stored by a process that died before scoring them are seen;
                 # after that, only what this tick brought
-                window_start = (
-                    rescore_from
-                    if detector is None
-                    else max(rescore_from, report.fetched_from.get(uid, now))
-                )
-                fresh = self.history.get(uid, start=window_start, end=now)
-                if detector is None:
-                    detector = self._fit_detector(uid, window_start)
-                    if detector is None:
-                        continue
-                scored = detector.score(fresh)  # online: learns the points it did not flag
-                flagged = scored[scored["is_anomaly"]]
-                if len(flagged):
-                    hits.append(flagged)
+                known = suite.has(uid)
+                start = max(rescore_from, report.fetched_from.get(uid, now)) if known else rescore_from
+                if not known:
+                    self._fit_series_detector(uid, rescore_from)
+                fresh[uid] = self.history.get(uid, start=start, end=now)
             except Exception as exc:
-                self._detectors.pop(uid, None)  # refit from the store next tick
+                suite.forget(uid)
                 report.error("detect", uid, exc)
-        absent = self._absent(now)
-        if len(absent):
-            hits.append(absent)
-        if hits:
-            batch = pd.concat(hits, ignore_index=True)
+        platform = self._platform_fresh(now, rescore_from, report)
+        last_seen = {}
+        for series in self.series:
+            held = self.history.get(series.unique_id)
+            if len(held):
+                last_seen[series.unique_id] = held["ds"].iloc[-1]
+        steps = {uid: self.step_for(s) for s in self.series if (uid := s.unique_id) in last_seen}
+        result = suite.score_all(fresh, platform, now, last_seen, steps)
+        for subject, exc in result.errors:
+            report.error("detect", subject, exc)
+        if len(result.anomalies):
             try:
-                report.anomalies += self.store.save_anomalies(batch)
+                report.anomalies += self.store.save_anomalies(result.anomalies)
             except Exception as exc:
-                # the detectors learnt around these points: refit them so the next tick rescores
-                for uid in batch["unique_id"].unique():
-                    self._detectors.pop(str(uid), None)
                 report.error("detect", "store", exc)
-                return
-            self._enqueue_alerts(batch, now, report)
+                return  # alarms are raised again when the anomalies are stored
+        if len(result.alarms):
+            self._enqueue_alerts(result.alarms, result.anomalies, now, report)
 
-    def _enqueue_alerts(self, anomalies: pd.DataFrame, now: pd.Timestamp, report: TickReport) -> None:
-        """One outbox alert per series and kind (the strongest point); the outbox de-duplicates."""
-        kinds = anomalies["kind"].fillna("anomaly").astype(str)
-        strongest = anomalies.assign(kind=kinds).sort_values("score").groupby(
-            ["unique_id", "kind"], sort=False
-        ).tail(1)
-        for row in strongest.itertuples(index=False):
+    def _fit_series_detector(self, uid: str, until: pd.Timestamp) -> None:
+        cfg = self.settings.detect
+        history_start = until - pd.Timedelta(days=cfg.history_days)
+        history = self.history.get(uid, start=history_start, end=until)
+        # do not learn from anomalies: points flagged before stay out of the history
+        flagged = self.store.read_anomalies(uid, start=history_start, end=until, limit=100_000)
+        if len(flagged):
+            history = history[~history["ds"].isin(flagged["ds"])]
+        self.detection.fit_series(uid, history)
+
+    def _platform_fresh(
+        self, now: pd.Timestamp, rescore_from: pd.Timestamp, report: TickReport
+    ) -> pd.DataFrame | None:
+        """New points of every series for the multi-series detectors (ratios, latency drift)."""
+        suite = self.detection
+        if self._platform_mark is None or not suite.platform_fitted:
+            history_start = rescore_from - pd.Timedelta(days=self.settings.detect.history_days)
+            frames = [self.history.get(s.unique_id, start=history_start, end=rescore_from) for s in self.series]
+            frames = [f for f in frames if len(f)]
+            if not frames:
+                return None
+            for subject, exc in suite.fit_platform(pd.concat(frames, ignore_index=True)):
+                report.error("detect", subject, exc)
+            self._platform_mark = rescore_from
+        frames = [self.history.get(s.unique_id, start=self._platform_mark, end=now) for s in self.series]
+        self._platform_mark = now
+        frames = [f for f in frames if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    def _enqueue_alerts(
+        self, alarms: pd.DataFrame, anomalies: pd.DataFrame, now: pd.Timestamp, report: TickReport
+    ) -> None:
+        """One outbox alert per alarm (the debouncer already merged hits and repeats)."""
+        for row in alarms.itertuples(index=False):
+            point = anomalies[(anomalies["unique_id"] == row.unique_id) & (anomalies["ds"] == row.ds)]
+            value = float(point["y"].iloc[0]) if len(point) else float("nan")
+            expected = point["expected"].iloc[0] if len(point) else None
             alert = anomaly_alert(
-                unique_id=str(row.unique_id), kind=str(row.kind), at=row.ds, value=float(row.y),
-                expected=None if pd.isna(row.expected) else float(row.expected),
+                unique_id=str(row.unique_id), kind=str(row.kind), at=row.ds, value=value,
+                expected=None if expected is None or pd.isna(expected) else float(expected),
                 score=float(row.score), detector=str(row.detector),
             )  # fmt: skip
             try:
@@ -308,30 +339,6 @@ class Pipeline:
                     report.alerts += 1
             except Exception as exc:
                 report.error("alert", str(row.unique_id), exc)
-
-    def _absent(self, now: pd.Timestamp) -> pd.DataFrame:
-        """Series that stopped arriving (kind ``absent``); never-seen series are not judged."""
-        last = {}
-        for series in self.series:
-            held = self.history.get(series.unique_id)
-            if len(held):
-                last[series.unique_id] = held["ds"].iloc[-1]
-        steps = {s.unique_id: self.step_for(s) for s in self.series if s.unique_id in last}
-        return absent_series(last, now, steps, grace_steps=self.settings.detect.absent_grace_steps)
-
-    def _fit_detector(self, uid: str, until: pd.Timestamp) -> RobustZScore | None:
-        cfg = self.settings.detect
-        history_start = until - pd.Timedelta(days=cfg.history_days)
-        history = self.history.get(uid, start=history_start, end=until)
-        if len(history) < 2:
-            return None
-        # do not learn from anomalies: points flagged before stay out of the history
-        flagged = self.store.read_anomalies(uid, start=history_start, end=until, limit=100_000)
-        if len(flagged):
-            history = history[~history["ds"].isin(flagged["ds"])]
-        detector = RobustZScore(threshold=cfg.threshold).fit(history)
-        self._detectors[uid] = detector
-        return detector
 
     def horizon_steps(self, series: SeriesSettings) -> int:
         lead = max(

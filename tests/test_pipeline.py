@@ -391,3 +391,39 @@ def test_a_series_that_stops_arriving_is_absent_and_alerted(settings, store):
               if a["payload"]["labels"]["series"] == silent]
     assert [a["payload"]["labels"]["kind"] for a in alerts] == ["absent"]
     assert report.alerts >= 1
+
+
+def test_a_payment_outage_alerts_through_the_ratio_detector(tmp_path, store):
+    settings = small_settings(
+        tmp_path, "sqlite://", backfill_days=4,
+        sources={"simulator": {"type": "simulator", "seed": 11, "step": "5min", "incidents_per_day": 0}},
+        detect={"history_days": 3.5, "rescore_minutes": 60},
+    )  # fmt: skip
+    sources = build_sources(settings)
+    series = resolve_series(settings, sources)
+    outage_from = NOW + pd.Timedelta("10min")
+
+    class Outage:
+        name = "simulator"
+
+        def fetch(self, request, start, end):
+            frame = sources.collectors["simulator"].fetch(request, start, end)
+            if request.unique_id == "payments:deposit_failures_per_second":
+                deposits = sources.collectors["simulator"].fetch(
+                    SeriesRequest("payments:deposits_per_second", "payments:deposits_per_second"),
+                    start, end,
+                ).set_index("ds")["y"]
+                late = frame["ds"] >= outage_from
+                # 80% of deposits fail from outage_from on (normally ~15%)
+                frame.loc[late, "y"] = 0.8 * frame.loc[late, "ds"].map(deposits).to_numpy()
+            return frame
+
+    pipeline = Pipeline(settings, store, {"simulator": Outage()}, series)
+    pipeline.tick(NOW)
+    for minutes in (5, 10, 15, 20, 25, 30):
+        pipeline.tick(NOW + pd.Timedelta(minutes=minutes))
+    alerts = store.pending_alerts(now=NOW + pd.Timedelta("1h"))
+    ratio_alerts = [a for a in alerts if a["payload"]["labels"]["series"] == "payments:deposit_failure_ratio"]
+    assert len(ratio_alerts) == 1
+    started = pd.Timestamp(ratio_alerts[0]["payload"]["startsAt"])
+    assert outage_from <= started <= outage_from + pd.Timedelta("15min")

@@ -1,0 +1,167 @@
+"""The tick's detectors, their online state, and the alarm stage (score → label → alarm).
+
+- per series: the configured detector (Novelty by default; RobustZScore as the alternative) on
+  volumes and latency, one instance per series so one bad series cannot stop the others;
+- per platform: RatioDetector on failure, conversion and error ratios (counts, not rates), and
+  ChangePoint on p95 latency against the service's own load (slow drifts);
+- absent series from the last point seen;
+- one Debouncer per detector: n-of-m hits, a cool-down per series and kind, and the fixture
+  calendar so an expected kickoff surge on a traffic series does not page anyone.
+
+Scores are stored as anomalies; only *alarms* become alerts. The configuration mirrors
+``benchmarks/bench_incidents.py``, which measures it on labelled simulator incidents.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from models import Novelty, RobustZScore
+from models.anomaly.absent import absent_series
+from models.anomaly.alarms import Debouncer
+from models.anomaly.changepoint import ChangePoint
+from models.anomaly.ratios import RatioDetector, default_ratio_specs
+
+__all__ = ["DetectionResult", "DetectionSuite"]
+
+log = logging.getLogger(__name__)
+
+EventsProvider = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]
+_COOLDOWN = "60min"
+
+
+def _load_driven(unique_id: str) -> bool:
+    """Volumes and p95 latency rise with every kickoff."""
+    return unique_id.endswith(("_per_second", "latency_p95_seconds"))
+
+
+def _per_series(unique_id: str) -> bool:
+    # error ratios rise with load; the ratio detector watches them through counts
+    return not unique_id.endswith("error_ratio")
+
+
+@dataclass
+class DetectionResult:
+    anomalies: pd.DataFrame
+    alarms: pd.DataFrame
+    errors: list[tuple[str, Exception]] = field(default_factory=list)
+
+
+class DetectionSuite:
+    """All detectors of one process, fitted lazily per series from the recent history."""
+
+    def __init__(self, detector: str, threshold: float, absent_grace: int) -> None:
+        self.detector = detector
+        self.threshold = threshold
+        self.absent_grace = absent_grace
+        self.per_series: dict[str, Novelty | RobustZScore] = {}
+        self.ratio: RatioDetector | None = None
+        self.changepoint: ChangePoint | None = None
+        self.debouncers = {
+            # Novelty reports each new extreme once: one hit is an alarm
+            "novelty": Debouncer(n=1, m=1, cooldown=_COOLDOWN, drop_lags=("1D", "2D", "3D"),
+                                 is_traffic=_load_driven),
+            "robust_zscore": Debouncer(n=2, m=3, cooldown=_COOLDOWN, is_traffic=_load_driven),
+            "ratio": Debouncer(n=2, m=3, cooldown=_COOLDOWN),
+            "changepoint": Debouncer(n=1, m=1, cooldown=_COOLDOWN),
+            "absent": Debouncer(n=1, m=1, cooldown=_COOLDOWN),
+        }  # fmt: skip
+
+    def has(self, unique_id: str) -> bool:
+        return unique_id in self.per_series
+
+    def forget(self, unique_id: str) -> None:
+        self.per_series.pop(unique_id, None)
+
+    def set_events(self, events: pd.DataFrame | None) -> None:
+        for debouncer in self.debouncers.values():
+            debouncer.set_events(events if events is not None and len(events) else None)
+
+    def fit_series(self, unique_id: str, history: pd.DataFrame) -> bool:
+        """Fit the per-series detector of ``unique_id`` on ``history`` (False: not enough)."""
+        if not _per_series(unique_id) or len(history) < 2:
+            return False
+        model = Novelty() if self.detector == "novelty" else RobustZScore(threshold=self.threshold)
+        self.per_series[unique_id] = model.fit(history)
+        return True
+
+    def fit_platform(self, history: pd.DataFrame) -> list[tuple[str, Exception]]:
+        """Fit the multi-series detectors (ratios, latency drift) on every series' history."""
+        errors: list[tuple[str, Exception]] = []
+        ids = list(history["unique_id"].unique())
+        try:
+            self.ratio = RatioDetector().fit(history) if default_ratio_specs(ids) else None
+        except Exception as exc:
+            self.ratio = None
+            errors.append(("ratio", exc))
+        latency = [u for u in ids if u.endswith("latency_p95_seconds")]
+        try:
+            self.changepoint = (
+                ChangePoint(targets=latency, two_sided=False).fit(history) if latency else None
+            )
+        except Exception as exc:
+            self.changepoint = None
+            errors.append(("changepoint", exc))
+        return errors
+
+    @property
+    def platform_fitted(self) -> bool:
+        return self.ratio is not None or self.changepoint is not None
+
+    def score_all(
+        self,
+        fresh: Mapping[str, pd.DataFrame],
+        platform: pd.DataFrame | None,
+        now: pd.Timestamp,
+        last_seen: Mapping[str, pd.Timestamp],
+        steps: Mapping[str, pd.Timedelta],
+    ) -> DetectionResult:
+        """Score new points (per series, and ``platform`` for the multi-series detectors),
+        then label and debounce into alarms."""
+        scored: list[pd.DataFrame] = []
+        errors: list[tuple[str, Exception]] = []
+        for uid, frame in fresh.items():
+            model = self.per_series.get(uid)
+            if model is None or frame.empty:
+                continue
+            try:
+                scored.append(model.score(frame))
+            except Exception as exc:
+                self.forget(uid)  # refit from the store's history next tick
+                errors.append((uid, exc))
+        if platform is not None and len(platform):
+            everything = platform
+            for name in ("ratio", "changepoint"):
+                detector = getattr(self, name)
+                if detector is None:
+                    continue
+                try:
+                    scored.append(detector.score(everything))
+                except Exception as exc:
+                    setattr(self, name, None)  # refit next tick
+                    errors.append((name, exc))
+        scored.append(absent_series(last_seen, now, dict(steps), grace_steps=self.absent_grace))
+        scored = [s for s in scored if len(s)]
+        if not scored:
+            empty = pd.DataFrame()
+            return DetectionResult(empty, empty, errors)
+        everything = pd.concat(scored, ignore_index=True)
+        alarms = []
+        for det, group in everything.groupby("detector", sort=False):
+            debouncer = self.debouncers.get(str(det))
+            if debouncer is None:
+                continue
+            try:
+                alarms.append(debouncer.update(group))
+            except Exception as exc:
+                errors.append((f"alarms:{det}", exc))
+        alarms = [a for a in alarms if len(a)]
+        return DetectionResult(
+            everything[everything["is_anomaly"].astype(bool)].reset_index(drop=True),
+            pd.concat(alarms, ignore_index=True) if alarms else pd.DataFrame(),
+            errors,
+        )
