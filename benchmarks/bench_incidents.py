@@ -35,6 +35,7 @@ from simulator import Simulator, SimulatorConfig  # noqa: E402
 
 START = pd.Timestamp("2026-10-05", tz="UTC")  # a Monday, autumn football season
 STEP = pd.Timedelta("1min")
+REARM = "15min"  # a series quiet this long is re-armed: a new incident on it alarms at once
 
 
 def absent_frames(frame: pd.DataFrame, start: pd.Timestamp, grace: int) -> pd.DataFrame:
@@ -98,15 +99,26 @@ def load_driven(unique_id: str) -> bool:
     return unique_id.endswith(("_per_second", "latency_p95_seconds"))
 
 
+def load_driven_ratio(unique_id: str) -> bool:
+    """Ratios that follow load: errors per request rise near capacity (every evening kickoff),
+    bets per request fall at the final whistle (everyone checks results, few bet). Failure
+    ratios (deposits, logins) and bets per odds request do not: events never excuse them."""
+    return unique_id.endswith(("errors_per_request", "bets_per_request"))
+
+
 def make_debouncers(events: pd.DataFrame) -> dict:
-    # Novelty suppresses its own repeats (one hit per new extreme): debounce n=1
-    return {"novelty": Debouncer(n=1, m=1, cooldown="60min", events=events,
+    # Novelty suppresses its own repeats (one hit per new extreme): debounce n=1. The cooldown
+    # suppresses repeats within one episode of hits; REARM quiet minutes end the episode
+    return {"novelty": Debouncer(n=1, m=1, cooldown="60min", rearm=REARM, events=events,
                                  drop_lags=("1D", "2D", "3D"), is_traffic=load_driven),
-            "ratio": Debouncer(n=2, m=3, cooldown="60min", events=events),
+            # inside a fixture window a load-driven ratio moving is expected; outside it (a
+            # DDoS at a quiet hour) it alarms, and failure ratios alarm at any time
+            "ratio": Debouncer(n=2, m=3, cooldown="60min", rearm=REARM, events=events,
+                               spike_kinds=("ratio",), is_traffic=load_driven_ratio),
             # the CUSUM already accumulates evidence: one hit is an alarm; a load-adjusted
             # latency shift is never excused by a kickoff (default is_traffic: volumes only)
-            "changepoint": Debouncer(n=1, m=1, cooldown="60min", events=events),
-            "absent": Debouncer(n=1, m=1, cooldown="60min", events=events)}
+            "changepoint": Debouncer(n=1, m=1, cooldown="60min", rearm=REARM, events=events),
+            "absent": Debouncer(n=1, m=1, cooldown="60min", rearm=REARM, events=events)}
 
 
 def main() -> None:

@@ -32,11 +32,18 @@ log = logging.getLogger(__name__)
 
 EventsProvider = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]
 _COOLDOWN = "60min"
+_REARM = "15min"
 
 
 def _load_driven(unique_id: str) -> bool:
     """Volumes and p95 latency rise with every kickoff."""
     return unique_id.endswith(("_per_second", "latency_p95_seconds"))
+
+
+def _load_driven_ratio(unique_id: str) -> bool:
+    """Ratios that follow load: errors per request near capacity, bets per request at the
+    final whistle. Failure ratios and bets per odds request are not."""
+    return unique_id.endswith(("errors_per_request", "bets_per_request"))
 
 
 def _per_series(unique_id: str) -> bool:
@@ -62,13 +69,19 @@ class DetectionSuite:
         self.ratio: RatioDetector | None = None
         self.changepoint: ChangePoint | None = None
         self.debouncers = {
-            # Novelty reports each new extreme once: one hit is an alarm
-            "novelty": Debouncer(n=1, m=1, cooldown=_COOLDOWN, drop_lags=("1D", "2D", "3D"),
-                                 is_traffic=_load_driven),
-            "robust_zscore": Debouncer(n=2, m=3, cooldown=_COOLDOWN, is_traffic=_load_driven),
-            "ratio": Debouncer(n=2, m=3, cooldown=_COOLDOWN),
-            "changepoint": Debouncer(n=1, m=1, cooldown=_COOLDOWN),
-            "absent": Debouncer(n=1, m=1, cooldown=_COOLDOWN),
+            # Novelty reports each new extreme once: one hit is an alarm. The cool-down
+            # suppresses repeats within one episode of hits; _REARM quiet minutes end it
+            "novelty": Debouncer(n=1, m=1, cooldown=_COOLDOWN, rearm=_REARM,
+                                 drop_lags=("1D", "2D", "3D"), is_traffic=_load_driven),
+            "robust_zscore": Debouncer(n=2, m=3, cooldown=_COOLDOWN, rearm=_REARM,
+                                       is_traffic=_load_driven),
+            # inside a fixture window a load-driven ratio moving is expected; failure ratios
+            # (deposits, logins) are never excused by a kickoff
+            "ratio": Debouncer(n=2, m=3, cooldown=_COOLDOWN, rearm=_REARM, spike_kinds=("ratio",),
+                               is_traffic=_load_driven_ratio),
+            # the CUSUM already accumulates evidence; a latency shift is never excused
+            "changepoint": Debouncer(n=1, m=1, cooldown=_COOLDOWN, rearm=_REARM),
+            "absent": Debouncer(n=1, m=1, cooldown=_COOLDOWN, rearm=_REARM),
         }  # fmt: skip
 
     def has(self, unique_id: str) -> bool:

@@ -50,10 +50,10 @@ def test_isolated_hit_is_debounced_away():
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=80), st.integers(1, 4), st.integers(0, 4),
-       st.integers(0, 20), st.integers(0, 80))
-def test_online_equals_batch_and_alarms_are_hits(vals, n, extra, cool, cut):
+       st.integers(0, 20), st.integers(0, 80), st.sampled_from([None, "3min", "10min"]))
+def test_online_equals_batch_and_alarms_are_hits(vals, n, extra, cool, cut, rearm):
     frame = scores(vals)
-    kw = {"n": n, "m": n + extra, "cooldown": pd.Timedelta(minutes=cool)}
+    kw = {"n": n, "m": n + extra, "cooldown": pd.Timedelta(minutes=cool), "rearm": rearm}
     batch = Debouncer(**kw).update(frame)
     online = Debouncer(**kw)
     parts = [online.update(frame.iloc[:cut]), online.update(frame.iloc[cut:])]
@@ -70,6 +70,21 @@ def test_online_equals_batch_and_alarms_are_hits(vals, n, extra, cool, cut):
                .update(frame)) <= len(batch)
     assert len(Debouncer(n=n + 1, m=n + 1 + extra, cooldown=kw["cooldown"]).update(frame)) <= len(
         batch)
+    # re-arming only ever lifts the cool-down: never fewer alarms than without it
+    assert len(Debouncer(**{**kw, "rearm": None}).update(frame)) <= len(batch)
+
+
+def test_rearm_lets_a_second_incident_alarm_within_the_cooldown():
+    # two hit episodes 20 min apart: with a 60 min cool-down only the first alarms, unless a
+    # series quiet for `rearm` is re-armed; hits 5 min apart stay one episode
+    vals = [0, .9, .9] + [0] * 20 + [.9, .9, 0]
+    assert len(Debouncer(n=2, m=3, cooldown="60min").update(scores(vals))) == 1
+    two = Debouncer(n=2, m=3, cooldown="60min", rearm="15min").update(scores(vals))
+    assert two["ds"].tolist() == [T0 + pd.Timedelta("2min"), T0 + pd.Timedelta("24min")]
+    close = [0, .9, .9] + [0] * 5 + [.9, .9, 0]
+    assert len(Debouncer(n=2, m=3, cooldown="60min", rearm="15min").update(scores(close))) == 1
+    with pytest.raises(ValueError, match="rearm"):
+        Debouncer(rearm="0min")
 
 
 @given(st.floats(0, 0.4999))

@@ -123,7 +123,25 @@ def test_latency_load_series_pairs_by_service():
     assert latency_load_series(ids) == {LAT: REQ}
 
 
+def test_capped_cusum_clears_soon_after_recovery():
+    # a x3 step lasting 120 points, then back: the capped sums drain within
+    # (cap - 1) * h / k points; uncapped they would alarm for hundreds of points after recovery
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2026-01-01", periods=1200, freq="min", tz="UTC")
+    y = 0.2 * np.exp(0.03 * rng.standard_normal(1200))
+    y[700:820] *= 3.0
+    f = pd.DataFrame({"unique_id": LAT, "ds": ds, "y": y})
+    capped = ChangePoint(two_sided=False).fit(f[:600]).score(f[600:]).set_index("ds")
+    flagged = capped.index[capped["is_anomaly"]]
+    assert ds[700] <= flagged.min() <= ds[703]
+    assert flagged.max() <= ds[820 + 6]
+    loose = ChangePoint(two_sided=False, cap=1e6).fit(f[:600]).score(f[600:]).set_index("ds")
+    assert loose.index[loose["is_anomaly"]].max() > ds[820 + 60]
+
+
 def test_bad_parameters():
+    with pytest.raises(ValueError, match="cap"):
+        ChangePoint(cap=0.5)
     with pytest.raises(ValueError, match="window"):
         ChangePoint(window=1)
     with pytest.raises(ValueError, match="h > 0"):

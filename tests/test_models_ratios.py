@@ -108,3 +108,22 @@ def test_kickoff_surge_is_not_alarmed_when_events_are_given():
     with_events = Debouncer(events=events, **kw).update(scored)
     assert (without["kind"] == "spike").any()  # the surge is a new extreme ...
     assert with_events.empty  # ... that the calendar expected
+
+
+def test_failure_ratio_jump_at_low_counts_uses_the_counts_seen():
+    # ~50 deposits a minute, 15 % failing, then 80 % failing: the log ratio's noise follows
+    # 1/failures + 1/deposits of the counts actually seen, so the jump alarms at once even
+    # though a reference-count scale (15 % of 150 failures) would put it near 7 sigma only
+    rng = np.random.default_rng(3)
+    n = 600
+    ds = pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC")
+    dep = rng.poisson(50, n).astype(float)
+    p = np.where(np.arange(n) >= 500, 0.8, 0.15)
+    fail = rng.binomial(dep.astype(int), p).astype(float)
+    f = pd.concat([pd.DataFrame({"unique_id": "p:deposits_per_second", "ds": ds, "y": dep / 60}),
+                   pd.DataFrame({"unique_id": "p:deposit_failures_per_second", "ds": ds,
+                                 "y": fail / 60})])
+    out = RatioDetector().fit(f[f.ds < ds[400]]).score(f[f.ds >= ds[400]])
+    flagged = out.loc[out["is_anomaly"], "ds"]
+    assert ds[500] <= flagged.min() <= ds[502]
+    assert not out.loc[out["ds"] < ds[500], "is_anomaly"].any()

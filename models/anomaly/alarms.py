@@ -135,6 +135,10 @@ class Debouncer:
             an event window: a seasonal detector (Novelty compares with the same time 1-3 days
             back) sees a drop when yesterday had a kickoff now and today has none. The price: a
             real traffic drop at such a time is left to the ratio detector.
+        rearm: a series with no hit for at least this long starts a new *episode*: the cooldown
+            only suppresses repeats within one episode, so a second incident on the same series
+            (a payment outage 30 minutes after the previous one cleared) alarms at once.
+            ``None``: the cooldown holds regardless.
 
     State is keyed by ``(detector, unique_id)``: pass *every* scored row of a series (not just
     hits) so its point positions advance. ``set_events`` replaces the calendar between updates.
@@ -146,6 +150,7 @@ class Debouncer:
         is_traffic: Callable[[str], bool] = is_traffic_series,
         pre: str | pd.Timedelta = "75min", post: str | pd.Timedelta = "150min",
         drop_lags: Iterable[str | pd.Timedelta] = (),
+        rearm: str | pd.Timedelta | None = None,
     ) -> None:
         _check_nm(n, m)
         threshold(np.empty(0), level)  # validates level
@@ -157,7 +162,12 @@ class Debouncer:
         self.is_traffic = is_traffic
         self.pre, self.post = pd.Timedelta(pre), pd.Timedelta(post)
         self.drop_lags = tuple(pd.Timedelta(lag) for lag in drop_lags)
+        self.rearm = None if rearm is None else pd.Timedelta(rearm)
+        if self.rearm is not None and self.rearm <= pd.Timedelta(0):
+            raise ValueError(f"rearm must be > 0 or None, got {rearm!r}")
         self.events = events
+        # per series: (last hit ds_ns, start ds_ns of the current episode of hits)
+        self._episode: dict[tuple[str, str], tuple[int, int]] = {}
         self._seen: dict[tuple[str, str], int] = {}
         # the last n - 1 hits of a series: (position, ds_ns, score)
         self._recent: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
@@ -239,11 +249,23 @@ class Debouncer:
         kinds = np.r_[np.array(["?"] * len(prev), dtype=object), g["kind"].to_numpy()]
         fire = debounce(p, self.n, self.m)
         fire[: len(prev)] = False  # earlier hits were decided in an earlier call
+        # episode start of every new hit (a gap of >= rearm between hits starts a new one)
+        ep = np.zeros(t.size, dtype=np.int64)
+        last_hit, ep_start = self._episode.get((d, u), (None, None))
+        for i in range(len(prev), t.size):
+            if (last_hit is None or ep_start is None
+                    or (self.rearm is not None and t[i] - last_hit >= self.rearm.value)):
+                ep_start = int(t[i])
+            last_hit = int(t[i])
+            ep[i] = ep_start
+        if last_hit is not None and ep_start is not None:
+            self._episode[(d, u)] = (last_hit, ep_start)
         out = []
         for i in np.flatnonzero(fire):
             key = (d, u, str(kinds[i]))
             last = self._last.get(key)
-            if last is not None and t[i] - last < self.cooldown.value:
+            if (last is not None and t[i] - last < self.cooldown.value
+                    and (self.rearm is None or last >= ep[i])):
                 continue
             self._last[key] = int(t[i])
             first = int(np.searchsorted(p, p[i] - self.m + 1))
@@ -269,10 +291,12 @@ class Debouncer:
             "params": {"n": self.n, "m": self.m, "cooldown": str(self.cooldown),
                        "level": self.level, "spike_kinds": list(self.spike_kinds),
                        "pre": str(self.pre), "post": str(self.post),
-                       "drop_lags": [str(lag) for lag in self.drop_lags]},
+                       "drop_lags": [str(lag) for lag in self.drop_lags],
+                       "rearm": None if self.rearm is None else str(self.rearm)},
             "seen": [[d, u, c] for (d, u), c in sorted(self._seen.items())],
             "recent": [[d, u, [list(h) for h in hs]] for (d, u), hs in sorted(self._recent.items())],
             "last": [[d, u, k, t] for (d, u, k), t in sorted(self._last.items())],
+            "episodes": [[d, u, h, e] for (d, u), (h, e) in sorted(self._episode.items())],
         }
 
     @classmethod
@@ -291,4 +315,5 @@ class Debouncer:
         out._recent = {(a, b): [(int(x), int(y), float(z)) for x, y, z in hs]
                        for a, b, hs in d["recent"]}
         out._last = {(a, b, k): int(t) for a, b, k, t in d["last"]}
+        out._episode = {(a, b): (int(h), int(e)) for a, b, h, e in d.get("episodes", [])}
         return out

@@ -185,6 +185,10 @@ class ChangePoint:
         targets: which series to score (``None``: every series that is not only a load).
         two_sided: also alarm downward shifts (``False``: only upward, e.g. for latency, where
             the recovery after an incident is no news).
+        cap: the CUSUM sums are capped at ``cap * h``. An hour-long incident would otherwise
+            pile up hundreds of units that drain at only ``k`` per point after it ends, and the
+            series would keep alarming for hours after recovery; capped, the alarm clears within
+            ``(cap - 1) * h / k`` points of the recovery (4 with the defaults).
     """
 
     name = "changepoint"
@@ -193,18 +197,21 @@ class ChangePoint:
         self, window: int = 4320, block: int = 60, k: float = 1.0, h: float = 8.0,
         rel_floor: float = 0.01, min_ref: int = 120, max_run: int = 360, log: bool = True,
         load: Mapping[str, str] | Callable[[list[str]], dict[str, str]] | None = None,
-        targets: list[str] | None = None, two_sided: bool = True,
+        targets: list[str] | None = None, two_sided: bool = True, cap: float = 1.5,
     ) -> None:
         for label, v, low in (("window", window, 10), ("block", block, 1), ("min_ref", min_ref, 10),
                               ("max_run", max_run, 1)):
             if isinstance(v, bool) or int(v) != v or v < low:
                 raise ValueError(f"{label} must be an integer >= {low}, got {v!r}")
+        if not (np.isfinite(cap) and cap >= 1.0):
+            raise ValueError(f"cap must be a finite multiple of h >= 1, got {cap!r}")
         if not (np.isfinite(k) and k >= 0 and np.isfinite(h) and h > 0 and rel_floor > 0):
             raise ValueError(f"need k >= 0, h > 0, rel_floor > 0; got k={k!r}, h={h!r}, "
                              f"rel_floor={rel_floor!r}")
         self.window, self.block, self.k, self.h = int(window), int(block), float(k), float(h)
         self.rel_floor, self.min_ref, self.max_run = float(rel_floor), int(min_ref), int(max_run)
         self.log, self.two_sided = bool(log), bool(two_sided)
+        self.cap = float(cap)
         self._load_rule = load
         self.load: dict[str, str] | None = dict(load) if isinstance(load, Mapping) else None
         self.targets = None if targets is None else list(targets)
@@ -213,7 +220,7 @@ class ChangePoint:
     def _params(self) -> dict[str, Any]:
         return {"window": self.window, "block": self.block, "k": self.k, "h": self.h,
                 "rel_floor": self.rel_floor, "min_ref": self.min_ref, "max_run": self.max_run,
-                "log": self.log, "two_sided": self.two_sided}
+                "log": self.log, "two_sided": self.two_sided, "cap": self.cap}
 
     def __repr__(self) -> str:
         return "ChangePoint(" + ", ".join(f"{k}={v!r}" for k, v in self._params().items()) + ")"
@@ -323,9 +330,10 @@ class ChangePoint:
                     # beyond the reference's load the fit extrapolates: no evidence either way
                     z = np.where(v > v_max, 0.0, (hx[a:b] - pred) / sc)
                 z = np.nan_to_num(z, nan=0.0)
+                s_cap = self.cap * self.h
                 for i in range(b - a):
-                    sp = max(0.0, sp + z[i] - self.k)
-                    sn = max(0.0, sn - z[i] - self.k) if self.two_sided else 0.0
+                    sp = min(max(0.0, sp + z[i] - self.k), s_cap)
+                    sn = min(max(0.0, sn - z[i] - self.k), s_cap) if self.two_sided else 0.0
                     s = max(sp, sn)
                     j = a + i - st.x.size
                     score[j] = 1.0 - 2.0 ** (-((s / self.h) ** 2))

@@ -2,8 +2,10 @@
 
 A payment provider failing moves *failures / deposits* from 15 % to 60 %, a bot attack moves
 *bets / odds requests* x5 and a DDoS collapses *bets / requests*, often while every single
-volume still looks like an ordinary kickoff. Ratios barely move with load, so they need no
-event calendar: events never excuse a ratio alarm.
+volume still looks like an ordinary kickoff. Failure ratios barely move with load and are never
+excused by events; errors per request (near capacity) and bets per request (at the final
+whistle) do follow load, and a caller may let the fixture calendar excuse those
+(``Debouncer(spike_kinds=("ratio",), is_traffic=...)``, as ``benchmarks/bench_incidents.py`` does).
 
 Features (:class:`RatioSpec`, :func:`default_ratio_specs`): a numerator and a denominator
 series (rates per second, turned into counts per step), summed over the last ``smooth`` points,
@@ -12,9 +14,10 @@ and compared on the log scale ``x = log((num + 1/2) / (den + 1/2))``.
 Score (:func:`ratio_zscores`): for a point in block ``[b, b + block)`` (blocks of ``block``
 points aligned on the series' positions) the reference is the last ``window`` points before
 ``b``: ``med`` the median of ``x``, and the spread from the median absolute count-weighted
-residual ``MAD((x - med) * sqrt(den))`` (Poisson noise of a log ratio shrinks as
-``1 / sqrt(count)``, so quiet nights and busy evenings share one noise model). Then
-``z = (x - med) / max(1.4826 * MAD / sqrt(den), rel_floor)`` and the score is
+residual ``MAD((x - med) * w)``, ``w = (1/num + 1/den) ** -1/2`` (the delta-method noise of a
+log ratio of counts, so quiet nights and busy evenings share one noise model, and a failure
+ratio jumping x5 is judged with the noise of the failures it now has). Then
+``z = (x - med) / max(1.4826 * MAD / w, rel_floor)`` and the score is
 ``1 - 2 ** -((z / threshold) ** 2)`` (0.5 at ``|z| = threshold``). Points flagged as anomalies
 are kept out of later references (the detector does not learn from them). Because a block only
 uses data before it, batch scoring equals scoring one point at a time.
@@ -122,6 +125,21 @@ def ratio_frame(frame: pd.DataFrame, specs: Iterable[RatioSpec]) -> pd.DataFrame
     return pd.concat(parts, ignore_index=True)
 
 
+def _weight(x: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``1 / sd`` of a log count ratio up to a constant: ``(1/num + 1/den) ** -1/2``.
+
+    The delta-method variance of ``log(num / den)`` for counts is ``1/num + 1/den``; ``num`` is
+    recovered from ``x = log((num + 1/2) / (den + 1/2))``. A failure ratio jumping from 15 % to
+    80 % has five times the failures, so its log ratio is far less noisy than the reference's:
+    the spread follows the counts actually seen, not the denominator alone.
+    """
+    d = np.maximum(den, 0.0) + 0.5
+    with np.errstate(over="ignore", invalid="ignore"):
+        num = np.exp(x) * d
+    w = 1.0 / np.sqrt(1.0 / np.maximum(num, 0.5) + 1.0 / d)
+    return np.where(np.isfinite(w), w, np.sqrt(np.maximum(den, 1.0)))
+
+
 def ratio_zscores(
     x: np.ndarray, n: np.ndarray, start: int, first_pos: int, *, window: int, block: int,
     threshold: float, rel_floor: float, min_count: float, min_ref: int,
@@ -145,10 +163,10 @@ def ratio_zscores(
         ok = np.isfinite(ref_x)
         if ok.sum() >= min_ref:
             m = float(np.median(ref_x[ok]))
-            mad = float(np.median(np.abs(ref_x[ok] - m) * np.sqrt(ref_n[ok])))
+            mad = float(np.median(np.abs(ref_x[ok] - m) * _weight(ref_x[ok], ref_n[ok])))
             sl = slice(a - start, b - start)
             nn = n[a:b]
-            sc = np.maximum(MAD_TO_SIGMA * mad / np.sqrt(np.maximum(nn, 1.0)), rel_floor)
+            sc = np.maximum(MAD_TO_SIGMA * mad / _weight(x[a:b], nn), rel_floor)
             zz = np.where(nn >= min_count, (x[a:b] - m) / sc, 0.0)
             zz = np.nan_to_num(zz, nan=0.0)
             hit = np.abs(zz) >= threshold
