@@ -28,11 +28,12 @@ import pandas as pd
 import typer
 from joblib import Parallel, delayed
 
-from models import ModelError, SeasonalNaive
-from models.forecasting import ETS, MSTLForecaster, selection
+from models import ModelError
+from models.forecasting import selection
+from models.forecasting.catalog import AUTO_CANDIDATES as CATALOG_AUTO
+from models.forecasting.catalog import build
 from models.forecasting.events import normalise_events
 from models.forecasting.seasonal_events import SeasonalEvents
-from models.forecasting.seasonal_mean import SeasonalMean
 from models.frequency import infer_step, season_length
 
 __all__ = [
@@ -44,11 +45,8 @@ MODELS = ("auto", "naive", "ets", "mstl", "prophet", "ensemble")
 EVENT_REQUIRED = ("start", "importance", "competition")
 OUTPUT_COLUMNS = ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper", "model"]
 INDEX_ORIGIN = pd.Timestamp("2000-01-03", tz="UTC")
-#: ``auto``'s candidates. ETS is left out: alone it scored OWA 0.88 (M4-50) and 1.29 (dev
-#: series), it costs ~1 s a fit, and the selections it won did not hold up out of sample.
-AUTO_CANDIDATES = (
-    "seasonal_naive", "seasonal_naive_7d", "seasonal_mean_7d", "seasonal_mean_1d", "mstl"
-)
+#: ``auto``'s candidates (see :mod:`models.forecasting.catalog`; ETS is left out there)
+AUTO_CANDIDATES = CATALOG_AUTO
 
 
 class InputError(ValueError):
@@ -146,15 +144,7 @@ def _build(name: str, events: pd.DataFrame | None = None):
         from models.forecasting.prophet_events import ProphetEvents  # slow import: lazily
 
         return _WithEvents(ProphetEvents(), events)
-    if name == "seasonal_naive_7d":
-        return SeasonalNaive(period="7D")
-    if name == "seasonal_mean_7d":
-        return SeasonalMean(period="7D", k=3, agg="mean")
-    if name == "seasonal_mean_1d":
-        return SeasonalMean(period="1D", k=7, agg="median")
-    # ETS and MSTL are not in models.FORECASTERS yet: tests/test_models_api.py pins that registry
-    # to seasonal naive; the lead decides when to widen it (then this table goes)
-    return {"seasonal_naive": SeasonalNaive, "ets": ETS, "mstl": MSTLForecaster}[name]()
+    return build(name)  # the same catalogue the service's retrain job uses
 
 
 def _fit_predict(

@@ -134,6 +134,7 @@ class Pipeline:
         dcfg = settings.detect
         self.detection = DetectionSuite(dcfg.detector, dcfg.threshold, dcfg.absent_grace_steps)
         self._platform_mark: pd.Timestamp | None = None
+        self._calendar: pd.DataFrame | None = None
         self._forecasts: dict[str, pd.DataFrame] = {}
         self._choices: dict[str, Choice] = {}
         self._default_choice = Choice(fcfg.model, (fcfg.model,))
@@ -169,6 +170,7 @@ class Pipeline:
         """Run one tick at ``now`` (default: the clock, floored to the step) and persist it."""
         now = self.floor_now(now)
         report = TickReport(now=now, started_at=pd.Timestamp.now(tz="UTC"))
+        self._calendar = self._read_calendar(now, report)
         stages: list[tuple[str, Callable[[], None]]] = [
             ("collect", lambda: self._collect(now, report, progress)),
             ("detect", lambda: self._detect(now, report)),
@@ -193,6 +195,17 @@ class Pipeline:
         except Exception as exc:
             report.error("persist", "tick", exc)
         return report
+
+    def _read_calendar(self, now: pd.Timestamp, report: TickReport) -> pd.DataFrame | None:
+        """The fixtures around ``now``, read once a tick: the alarm stage looks 3 days back (for
+        drops against earlier match days), the reasons look ahead past the lead window."""
+        if self.events is None:
+            return None
+        try:
+            return self.events(now - pd.Timedelta(days=4), now + pd.Timedelta(days=1))
+        except Exception as exc:  # fixtures only enrich: never fail the tick on them
+            report.error("detect", "fixtures", exc)
+            return None
 
     def _collect(self, now: pd.Timestamp, report: TickReport, progress: Progress | None) -> None:
         watermarks = self.store.watermarks()
@@ -251,11 +264,8 @@ class Pipeline:
         cfg = self.settings.detect
         suite = self.detection
         rescore_from = now - pd.Timedelta(minutes=cfg.rescore_minutes)
-        if self.events is not None:
-            try:  # the alarm stage needs the fixtures around now (and 3 days back for drops)
-                suite.set_events(self.events(now - pd.Timedelta(days=4), now + pd.Timedelta(days=1)))
-            except Exception as exc:
-                report.error("detect", "fixtures", exc)
+        if self._calendar is not None:
+            suite.set_events(self._calendar)
         fresh: dict[str, pd.DataFrame] = {}
         for series in self.series:
             uid = series.unique_id
@@ -532,15 +542,10 @@ class Pipeline:
         }
 
     def _event_note(self, now: pd.Timestamp, lead: pd.Timedelta) -> str | None:
-        if self.events is None:
-            return None
-        try:
-            events = self.events(now - pd.Timedelta(hours=2), now + lead + pd.Timedelta(hours=1))
-        except Exception as exc:  # events only enrich the reason; never fail a plan on them
-            log.warning("fixtures unavailable: %s", exc)
-            return None
+        events = self._calendar
         if events is None or events.empty:
             return None
+        events = events[(events["end"] > now) & (events["start"] <= now + lead + pd.Timedelta(hours=1))]
         upcoming = events[events["start"] >= now]
         live = events[(events["start"] < now) & (events["end"] > now)]
         if len(upcoming):

@@ -15,12 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from models import FORECASTERS
-from surgecast.errors import DataError, NotFound
+from surgecast.errors import DataError
 from surgecast.retrain import RetrainPolicy, SelectionResult, policy_record
 from surgecast.store import Store
 
-__all__ = ["load_choice", "load_model", "save_model", "save_selection"]
+__all__ = ["load_choice", "save_selection"]
 
 
 def _library_versions() -> dict[str, str]:
@@ -58,31 +57,6 @@ def _read(entry: dict[str, Any]) -> dict[str, Any]:
     return json.loads(text)
 
 
-def save_model(
-    store: Store,
-    unique_id: str,
-    model: Any,
-    *,
-    trained_until: pd.Timestamp,
-    n_points: int,
-    models_dir: str | Path = "./var/models",
-    scores: dict[str, float] | None = None,
-) -> int:
-    """Write a fitted ``model``'s state as JSON under ``models_dir`` and index it in the store."""
-    payload = {"kind": "fitted", "model": model.name, "state": model.to_dict()}
-    path, checksum, version = _write(models_dir, unique_id, trained_until, payload)
-    metadata = {
-        "series": unique_id,
-        "trained_until": trained_until.isoformat(),
-        "n_points": n_points,
-        "scores": scores or {},
-        "libraries": _library_versions(),
-    }
-    return store.register_model(
-        unique_id, model.name, version, str(path), checksum, metadata, created_at=pd.Timestamp.now(tz="UTC")
-    )
-
-
 def save_selection(
     store: Store, result: SelectionResult, policy: RetrainPolicy, *, models_dir: str | Path
 ) -> int:
@@ -118,20 +92,6 @@ def save_selection(
 def load_choice(entry: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     """``(model name, member names)`` of a selection entry, checksum verified."""
     payload = _read(entry)
-    if payload.get("kind") == "selection":
-        return str(payload["model"]), tuple(payload["members"])
-    return str(payload["model"]), (str(payload["model"]),)
-
-
-def load_model(store: Store, unique_id: str) -> Any:
-    """Load the newest fitted model of ``unique_id`` saved by :func:`save_model`."""
-    entry = store.latest_model(unique_id)
-    if entry is None:
-        raise NotFound(f"no registered model for series {unique_id!r}; run a retrain first")
-    payload = _read(entry)
-    if payload.get("kind", "fitted") != "fitted":
-        raise DataError(f"the newest entry of {unique_id!r} is a {payload['kind']}, not a fitted model")
-    cls = FORECASTERS.get(payload["model"])
-    if cls is None:
-        raise DataError(f"model {payload['model']!r} in {entry['path']} is not a known forecaster")
-    return cls.from_dict(payload["state"])
+    if payload.get("kind") != "selection":
+        raise DataError(f"registry file {entry['path']} is not a model selection")
+    return str(payload["model"]), tuple(payload["members"])

@@ -130,6 +130,36 @@ class PartlyBrokenCollector:
         return frame
 
 
+class Altered:
+    """The real simulator collector, with one series changed by ``alter(frame, start, end)``."""
+
+    name = "simulator"
+
+    def __init__(self, inner, unique_id: str, alter) -> None:
+        self.inner, self.unique_id, self.alter = inner, unique_id, alter
+
+    def fetch(self, request, start, end):
+        frame = self.inner.fetch(request, start, end)
+        return self.alter(frame, start, end) if request.unique_id == self.unique_id else frame
+
+
+def quiet_settings(tmp_path) -> Settings:
+    """5-min data, 4 days, no simulated incidents: the detectors have 3 days at each phase."""
+    return small_settings(
+        tmp_path, "sqlite://", backfill_days=4,
+        sources={"simulator": {"type": "simulator", "seed": 11, "step": "5min", "incidents_per_day": 0}},
+        detect={"history_days": 3.5, "rescore_minutes": 60},
+    )  # fmt: skip
+
+
+def spike(since: pd.Timestamp, factor: float = 40.0):
+    def alter(frame, start, end):
+        frame.loc[frame["ds"] >= since, "y"] *= factor
+        return frame
+
+    return alter
+
+
 def test_one_failing_series_never_stops_the_others(settings, store):
     sources = build_sources(settings)
     series = resolve_series(settings, sources)
@@ -192,28 +222,14 @@ def test_a_failing_model_falls_back_to_holding(settings, store, monkeypatch):
 def test_anomalies_are_detected_and_stored(tmp_path, store):
     # no simulated incidents: the only anomaly is the one injected below. On 5-min data the
     # detector needs three previous days at the same phase, hence 4 days of history.
-    settings = small_settings(
-        tmp_path,
-        "sqlite://",
-        backfill_days=4,
-        sources={
-            "simulator": {"type": "simulator", "seed": 11, "step": "5min", "incidents_per_day": 0}
-        },
-        detect={"history_days": 3.5, "rescore_minutes": 60},
-    )
+    settings = quiet_settings(tmp_path)
     sources = build_sources(settings)
     series = resolve_series(settings, sources)
-
-    class Spiky:
-        name = "simulator"
-
-        def fetch(self, request, start, end):
-            frame = sources.collectors["simulator"].fetch(request, start, end)
-            if request.unique_id == "payments:deposit_failures_per_second":
-                frame.loc[frame["ds"] >= NOW - pd.Timedelta("15min"), "y"] *= 40
-            return frame
-
-    pipeline = Pipeline(settings, store, {"simulator": Spiky()}, series)
+    spiky = Altered(
+        sources.collectors["simulator"], "payments:deposit_failures_per_second",
+        spike(NOW - pd.Timedelta("15min")),
+    )  # fmt: skip
+    pipeline = Pipeline(settings, store, {"simulator": spiky}, series)
     report = pipeline.tick(NOW)
     assert report.anomalies >= 1
     found = store.read_anomalies("payments:deposit_failures_per_second")
@@ -301,31 +317,19 @@ def test_a_failing_batch_upsert_is_retried_series_by_series(settings, store, mon
 
 
 def test_a_restarted_process_rescores_points_the_dead_one_never_scored(tmp_path, store):
-    settings = small_settings(
-        tmp_path, "sqlite://", backfill_days=4,
-        sources={"simulator": {"type": "simulator", "seed": 11, "step": "5min", "incidents_per_day": 0}},
-        detect={"history_days": 3.5, "rescore_minutes": 60},
-    )  # fmt: skip
+    settings = quiet_settings(tmp_path)
     sources = build_sources(settings)
     series = resolve_series(settings, sources)
     spiked = "payments:deposit_failures_per_second"
-
-    class Spiky:
-        name = "simulator"
-
-        def fetch(self, request, start, end):
-            frame = sources.collectors["simulator"].fetch(request, start, end)
-            if request.unique_id == spiked:
-                frame.loc[frame["ds"] >= NOW - pd.Timedelta("10min"), "y"] *= 40
-            return frame
+    spiky = Altered(sources.collectors["simulator"], spiked, spike(NOW - pd.Timedelta("10min")))
 
     # the first process stores the points and "dies" before detection
-    first = Pipeline(settings, store, {"simulator": Spiky()}, series)
+    first = Pipeline(settings, store, {"simulator": spiky}, series)
     first._detect = lambda now, report: None  # type: ignore[method-assign]
     first.tick(NOW)
     assert store.read_anomalies(spiked).empty
     # the next process has nothing new to fetch at first, then one new point
-    second = Pipeline(settings, store, {"simulator": Spiky()}, series)
+    second = Pipeline(settings, store, {"simulator": spiky}, series)
     second.tick(NOW + pd.Timedelta("5min"))
     assert len(store.read_anomalies(spiked)) >= 1
 
@@ -370,16 +374,9 @@ def test_a_series_that_stops_arriving_is_absent_and_alerted(settings, store):
     series = resolve_series(settings, sources)
     silent = "account:logins_per_second"
 
-    class Silencing:
-        name = "simulator"
+    silencing = Altered(sources.collectors["simulator"], silent, lambda f, a, b: f[f["ds"] < NOW])
 
-        def fetch(self, request, start, end):
-            frame = sources.collectors["simulator"].fetch(request, start, end)
-            if request.unique_id == silent:
-                frame = frame[frame["ds"] < NOW]
-            return frame
-
-    pipeline = Pipeline(settings, store, {"simulator": Silencing()}, series)
+    pipeline = Pipeline(settings, store, {"simulator": silencing}, series)
     pipeline.tick(NOW)
     assert store.read_anomalies(silent).empty
     report = pipeline.tick(NOW + pd.Timedelta("20min"))  # 4 points of 5 min missing
@@ -394,31 +391,22 @@ def test_a_series_that_stops_arriving_is_absent_and_alerted(settings, store):
 
 
 def test_a_payment_outage_alerts_through_the_ratio_detector(tmp_path, store):
-    settings = small_settings(
-        tmp_path, "sqlite://", backfill_days=4,
-        sources={"simulator": {"type": "simulator", "seed": 11, "step": "5min", "incidents_per_day": 0}},
-        detect={"history_days": 3.5, "rescore_minutes": 60},
-    )  # fmt: skip
+    settings = quiet_settings(tmp_path)
     sources = build_sources(settings)
     series = resolve_series(settings, sources)
     outage_from = NOW + pd.Timedelta("10min")
+    simulated = sources.collectors["simulator"]
 
-    class Outage:
-        name = "simulator"
+    def outage(frame, start, end):
+        request = SeriesRequest("payments:deposits_per_second", "payments:deposits_per_second")
+        deposits = simulated.fetch(request, start, end).set_index("ds")["y"]
+        late = frame["ds"] >= outage_from
+        # 80% of deposits fail from outage_from on (normally ~15%)
+        frame.loc[late, "y"] = 0.8 * frame.loc[late, "ds"].map(deposits).to_numpy()
+        return frame
 
-        def fetch(self, request, start, end):
-            frame = sources.collectors["simulator"].fetch(request, start, end)
-            if request.unique_id == "payments:deposit_failures_per_second":
-                deposits = sources.collectors["simulator"].fetch(
-                    SeriesRequest("payments:deposits_per_second", "payments:deposits_per_second"),
-                    start, end,
-                ).set_index("ds")["y"]
-                late = frame["ds"] >= outage_from
-                # 80% of deposits fail from outage_from on (normally ~15%)
-                frame.loc[late, "y"] = 0.8 * frame.loc[late, "ds"].map(deposits).to_numpy()
-            return frame
-
-    pipeline = Pipeline(settings, store, {"simulator": Outage()}, series)
+    outage_collector = Altered(simulated, "payments:deposit_failures_per_second", outage)
+    pipeline = Pipeline(settings, store, {"simulator": outage_collector}, series)
     pipeline.tick(NOW)
     for minutes in (5, 10, 15, 20, 25, 30):
         pipeline.tick(NOW + pd.Timedelta(minutes=minutes))
