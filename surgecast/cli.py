@@ -252,10 +252,12 @@ def _register_commands() -> None:
     from surgecast.backtest_cli import register as register_backtest
     from surgecast.detect_cli import register as register_detect
     from surgecast.forecast_cli import register as register_forecast
+    from surgecast.replay_cli import register as register_replay
 
     register_forecast(app)
     register_backtest(app)
     register_detect(app)
+    register_replay(app)
 
 
 _register_commands()
