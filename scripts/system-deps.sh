@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite runs for real: promtool/prometheus and PostgreSQL 15.
+# Install the Debian packages the test suite runs for real: promtool/prometheus, PostgreSQL 15 and
+# Alertmanager.
 # Idempotent: installs only what is missing. Needs root (CI runs as root) or sudo.
 set -euo pipefail
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system-deps: prometheus (promtool) and postgresql already installed"
+  echo "system-deps: prometheus (promtool), postgresql and prometheus-alertmanager already installed"
   exit 0
 fi
 

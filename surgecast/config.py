@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from surgecast.errors import ConfigError
 
 __all__ = [
+    "AlertingSettings",
     "ApiSettings",
     "DashboardSettings",
     "DetectSettings",
@@ -174,6 +175,60 @@ class DetectSettings(_Model):
     )
 
 
+def _check_base_url(value: str) -> str:
+    url = value.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    if url.endswith("/api/v2/alerts"):
+        raise ValueError(
+            f"give Alertmanager's base URL (e.g. http://alertmanager:9093), not {value!r}: "
+            "/api/v2/alerts is added"
+        )
+    return url
+
+
+def _check_url(value: str) -> str:
+    if not value.strip().startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.strip()
+
+
+AlertmanagerUrl = Annotated[str, AfterValidator(_check_base_url)]
+WebhookUrl = Annotated[str, AfterValidator(_check_url)]
+
+
+class AlertingSettings(_Model):
+    """Where alerts go and how the outbox retries them (no sink: alerts only queue)."""
+
+    alertmanager_urls: list[AlertmanagerUrl] = Field(
+        default_factory=list, description="Alertmanager base URLs; each gets every alert"
+    )
+    webhook_urls: list[WebhookUrl] = Field(
+        default_factory=list, description="generic webhooks: POST {source, alerts: [...]}"
+    )
+    env: str = Field("prod", min_length=1, description="the 'env' label of every alert")
+    timeout_seconds: float = Field(5.0, gt=0, description="per HTTP request")
+    delivery_interval_seconds: int = Field(15, ge=1, description="outbox delivery job period")
+    batch_size: int = Field(100, ge=1, le=1000, description="alerts per POST")
+    resend_interval_seconds: int = Field(
+        60, ge=1, description="re-send active alerts this often (Alertmanager: 30 s to 3 min)"
+    )
+    backoff_base_seconds: float = Field(10.0, gt=0, description="first retry after a failure")
+    backoff_factor: float = Field(2.0, ge=1, description="each further retry waits this much more")
+    backoff_max_seconds: float = Field(300.0, gt=0, description="longest wait between retries")
+    max_attempts: int = Field(300, ge=1, description="then the alert is marked failed")
+    max_age_seconds: int = Field(86_400, ge=1, description="then an undelivered alert is failed")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> AlertingSettings:
+        if self.backoff_max_seconds < self.backoff_base_seconds:
+            raise ValueError(
+                f"backoff_max_seconds ({self.backoff_max_seconds}) is below backoff_base_seconds "
+                f"({self.backoff_base_seconds})"
+            )
+        return self
+
+
 _DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
     "odds-api": {"capacity_per_replica": 250, "min_replicas": 2, "max_replicas": 60},
     "bet-placement": {"capacity_per_replica": 60, "min_replicas": 2, "max_replicas": 60},
@@ -206,6 +261,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     models_dir: str = Field("./var/models", description="where the registry writes fitted models")
     retrain_cron_hour: int = Field(3, ge=0, le=23, description="UTC hour of the daily retrain job")
 

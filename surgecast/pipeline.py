@@ -18,9 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-from actions import CapacityBounds, anomaly_alert, dedup_key, describe_plan, plan_replicas
+from actions import CapacityBounds, describe_plan, plan_replicas
 from collectors import Collector, SeriesRequest
 from models.forecasting.catalog import CATALOG
+from surgecast.alert_state import (
+    AnomalyConditions,
+    OutboxAlerts,
+    lifecycle_policy,
+    saturation_conditions,
+)
 from surgecast.clock import Clock, system_clock
 from surgecast.config import SeriesSettings, ServiceSettings, Settings
 from surgecast.detection import DetectionSuite
@@ -142,6 +148,9 @@ class Pipeline:
         self._steps = {
             name: step_of(getattr(src, "step", "1min")) for name, src in settings.sources.items()
         }
+        # alert conditions and what the outbox accepted for them (fire, re-send, resolve)
+        self.alerts = OutboxAlerts(store, lifecycle_policy(settings, self.base_step))
+        self.anomaly_conditions = AnomalyConditions(env=settings.alerting.env)
 
     # ------------------------------------------------------------------ helpers
     def step_for(self, series: SeriesSettings) -> pd.Timedelta:
@@ -176,6 +185,7 @@ class Pipeline:
             ("detect", lambda: self._detect(now, report)),
             ("forecast", lambda: self._forecast(now, report)),
             ("plan", lambda: self._plan(now, report)),
+            ("alert", lambda: self._saturation_alerts(now, report)),
         ]
         for name, run in stages:
             if self.stop_requested.is_set():
@@ -299,8 +309,7 @@ class Pipeline:
             except Exception as exc:
                 report.error("detect", "store", exc)
                 return  # alarms are raised again when the anomalies are stored
-        if len(result.alarms):
-            self._enqueue_alerts(result.alarms, result.anomalies, now, report)
+        self._enqueue_alerts(result.alarms, result.anomalies, now, report)
 
     def _fit_series_detector(self, uid: str, until: pd.Timestamp) -> None:
         cfg = self.settings.detect
@@ -334,21 +343,24 @@ class Pipeline:
     def _enqueue_alerts(
         self, alarms: pd.DataFrame, anomalies: pd.DataFrame, now: pd.Timestamp, report: TickReport
     ) -> None:
-        """One outbox alert per alarm (the debouncer already merged hits and repeats)."""
-        for row in alarms.itertuples(index=False):
-            point = anomalies[(anomalies["unique_id"] == row.unique_id) & (anomalies["ds"] == row.ds)]
-            value = float(point["y"].iloc[0]) if len(point) else float("nan")
-            expected = point["expected"].iloc[0] if len(point) else None
-            alert = anomaly_alert(
-                unique_id=str(row.unique_id), kind=str(row.kind), at=row.ds, value=value,
-                expected=None if expected is None or pd.isna(expected) else float(expected),
-                score=float(row.score), detector=str(row.detector),
-            )  # fmt: skip
-            try:
-                if self.store.enqueue_alert(dedup_key(alert["labels"]), alert, created_at=now):
-                    report.alerts += 1
-            except Exception as exc:
-                report.error("alert", str(row.unique_id), exc)
+        """Anomaly alerts through the lifecycle: alarms open conditions (the debouncer already
+        merged hits and repeats), new hits keep them open, quiet ones resolve."""
+        active = self.anomaly_conditions.update(alarms, anomalies, now)
+        enqueued, errors = self.alerts.publish("anomaly", active, now)
+        report.alerts += enqueued
+        for key, exc in errors:
+            report.error("alert", key, exc)
+
+    def _saturation_alerts(self, now: pd.Timestamp, report: TickReport) -> None:
+        """Predicted saturation per service from this tick's plans (fire, re-send, resolve)."""
+        active, unknown = saturation_conditions(
+            report.recommendations, self._forecasts, self.services(), now,
+            env=self.settings.alerting.env, unit=_unit,
+        )  # fmt: skip
+        enqueued, errors = self.alerts.publish("saturation", active, now, held=unknown)
+        report.alerts += enqueued
+        for key, exc in errors:
+            report.error("alert", key, exc)
 
     def horizon_steps(self, series: SeriesSettings) -> int:
         lead = max(

@@ -1,4 +1,5 @@
-"""APScheduler 3.x wiring: the tick every ``tick_interval_seconds`` and a daily retrain slot.
+"""APScheduler 3.x wiring: the tick every ``tick_interval_seconds``, a daily retrain slot, and
+the alert outbox delivered every ``alerting.delivery_interval_seconds``.
 
 One ``BackgroundScheduler`` per deployment (CONVENTIONS.md §5: a job store cannot be shared
 between processes), with ``max_instances=1`` so a slow tick is never run twice at once and
@@ -16,9 +17,10 @@ import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from surgecast.config import Settings
+from surgecast.delivery import DeliveryReport, OutboxDeliverer, build_deliverer
 from surgecast.pipeline import Pipeline, TickReport
 
-__all__ = ["ServiceState", "build_scheduler"]
+__all__ = ["ServiceState", "build_scheduler", "run_delivery"]
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,32 @@ def run_tick(pipeline: Pipeline, state: ServiceState) -> TickReport | None:
             state.running = False
 
 
+def run_delivery(deliverer: OutboxDeliverer) -> DeliveryReport | None:
+    """The alert delivery job: never raises (failed alerts are retried by the outbox)."""
+    try:
+        report = deliverer.deliver_due()
+    except Exception:  # e.g. the store is down: the alerts stay pending, try again next run
+        log.exception("alert delivery failed")
+        return None
+    if report.delivered or report.retrying or report.given_up:
+        log.info(
+            "alerts: %d delivered, %d to retry, %d given up",
+            report.delivered, report.retrying, report.given_up,
+        )  # fmt: skip
+    return report
+
+
 def build_scheduler(
-    pipeline: Pipeline, settings: Settings, state: ServiceState, *, first_tick_now: bool = True
+    pipeline: Pipeline,
+    settings: Settings,
+    state: ServiceState,
+    *,
+    first_tick_now: bool = True,
+    deliverer: OutboxDeliverer | None = None,
 ) -> BackgroundScheduler:
-    """A scheduler with the tick job (first run immediately) and the daily retrain job."""
+    """A scheduler with the tick job (first run immediately), the daily retrain job and the
+    alert delivery job (``deliverer``, by default built from ``settings.alerting`` on the
+    pipeline's store)."""
     interval = settings.tick_interval_seconds
     scheduler = BackgroundScheduler(
         timezone="UTC",
@@ -118,4 +142,21 @@ def build_scheduler(
         name="surgecast daily retrain",
         replace_existing=True,
     )
+    if deliverer is None and isinstance(pipeline, Pipeline):
+        # the tick's clock: alerts are due at the (possibly accelerated) time they were queued
+        deliverer = build_deliverer(settings.alerting, pipeline.store, clock=pipeline.clock)
+    if deliverer is not None:
+        every = settings.alerting.delivery_interval_seconds
+        scheduler.add_job(
+            run_delivery,
+            "interval",
+            args=[deliverer],
+            seconds=every,
+            id="deliver-alerts",
+            name="surgecast alert delivery",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(5, 2 * every),
+        )
     return scheduler

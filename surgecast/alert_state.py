@@ -1,0 +1,213 @@
+"""The tick's alert conditions, through the lifecycle, into the store's outbox.
+
+Two families of conditions, each with its own :class:`actions.alert_lifecycle.ActiveAlerts`:
+
+- **anomaly**: a detector alarm opens a condition per series and kind; further hits of the same
+  series and kind keep it open; :data:`ANOMALY_QUIET` without a hit closes it (resolved). An
+  absent series is hit on every tick until its data is back.
+- **saturation**: a service whose plan needs more than ``max_replicas`` (``clamped == "max"``)
+  fires ``SurgecastPredictedSaturation``; it resolves when the forecast drops back. A service
+  with no fresh plan (no forecast, or the plan failed) keeps its last state: an alert is never
+  resolved on missing data.
+
+State lives in this process only. After a restart, a condition still active fires again (same
+labels: Alertmanager merges it into the alert it has) and one that cleared meanwhile is not
+resolved explicitly but expires at the ``endsAt`` it was last sent with (at most ``hold`` later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pandas as pd
+
+from actions.alert_lifecycle import ActiveAlerts, LifecyclePolicy
+from actions.alerts import anomaly_alert, dedup_key, saturation_alert, saturation_labels
+from surgecast.config import ServiceSettings, Settings
+
+__all__ = [
+    "ANOMALY_QUIET",
+    "AnomalyConditions",
+    "OutboxAlerts",
+    "lifecycle_policy",
+    "saturation_conditions",
+]
+
+# the alarm debouncer re-arms after this many quiet minutes (surgecast.detection._REARM): an
+# episode that is over for the debouncer is over for Alertmanager too
+ANOMALY_QUIET = pd.Timedelta(minutes=15)
+
+
+def lifecycle_policy(settings: Settings, base_step: pd.Timedelta) -> LifecyclePolicy:
+    """Re-send every ``alerting.resend_interval_seconds``; ``endsAt`` three re-sends ahead.
+
+    Re-sends happen in ticks, so the effective period is at least ``tick_interval_seconds``; a
+    tick's time is floored to the step, so ``hold`` adds one step to stay ahead of the wall clock.
+    """
+    resend = pd.Timedelta(seconds=settings.alerting.resend_interval_seconds)
+    period = max(resend, pd.Timedelta(seconds=settings.tick_interval_seconds))
+    return LifecyclePolicy(resend_interval=resend, hold=3 * period + base_step)
+
+
+class AlertQueue(Protocol):
+    """The store's ``enqueue_alert``: ``None`` when a pending alert has the same key."""
+
+    def enqueue_alert(
+        self, dedup_key: str, payload: Mapping[str, Any], created_at: Any
+    ) -> int | None: ...
+
+
+class OutboxAlerts:
+    """One lifecycle per family of conditions, feeding the outbox."""
+
+    def __init__(self, queue: AlertQueue, policy: LifecyclePolicy) -> None:
+        self.queue = queue
+        self.policy = policy
+        self._books: dict[str, ActiveAlerts] = {}
+
+    def book(self, family: str) -> ActiveAlerts:
+        """The lifecycle state of ``family`` (created empty on first use)."""
+        return self._books.setdefault(family, ActiveAlerts(self.policy))
+
+    def publish(
+        self,
+        family: str,
+        active: Iterable[Mapping[str, Any]],
+        now: pd.Timestamp,
+        held: Collection[str] = (),
+    ) -> tuple[int, list[tuple[str, Exception]]]:
+        """Enqueue what is due for ``family`` given its ``active`` alerts at ``now``.
+
+        A notification the outbox refuses (an undelivered alert with the same labels is still
+        pending) is proposed again next time, so one condition's sendings stay in order.
+
+        Returns:
+            how many alerts were enqueued, and ``(dedup key, error)`` per enqueue that failed.
+        """
+        book = self.book(family)
+        enqueued, errors = 0, []
+        for notification in book.due(active, now, held):
+            try:
+                new_id = self.queue.enqueue_alert(notification.key, notification.alert, now)
+            except Exception as exc:  # the store failing for one alert must not stop the rest
+                errors.append((notification.key, exc))
+                continue
+            if new_id is not None:
+                book.accepted(notification, now)
+                enqueued += 1
+        return enqueued, errors
+
+
+@dataclass
+class _OpenAnomaly:
+    alert: dict[str, Any]
+    last_hit: pd.Timestamp
+
+
+class AnomalyConditions:
+    """Open anomaly conditions, by series and kind (see the module docstring)."""
+
+    def __init__(self, quiet: pd.Timedelta = ANOMALY_QUIET, env: str = "prod") -> None:
+        self.quiet = quiet
+        self.env = env
+        self._open: dict[tuple[str, str], _OpenAnomaly] = {}
+
+    def update(
+        self, alarms: pd.DataFrame, anomalies: pd.DataFrame, now: pd.Timestamp
+    ) -> list[dict[str, Any]]:
+        """Open conditions for ``alarms``, extend them with ``anomalies`` (the tick's hits),
+        close the quiet ones; return the alerts of the conditions still open at ``now``."""
+        for row in alarms.itertuples(index=False):
+            key = (str(row.unique_id), str(row.kind))
+            alert = self._alarm_alert(row, anomalies)
+            known = self._open.get(key)
+            last_hit = row.ds if known is None else max(known.last_hit, row.ds)
+            self._open[key] = _OpenAnomaly(alert, last_hit)
+        if len(anomalies) and {"unique_id", "kind", "ds"} <= set(anomalies.columns):
+            newest = anomalies.groupby(["unique_id", "kind"])["ds"].max()
+            for (uid, kind), ds in newest.items():
+                known = self._open.get((str(uid), str(kind)))
+                if known is not None and ds > known.last_hit:
+                    known.last_hit = ds
+        for key in [k for k, c in self._open.items() if now - c.last_hit > self.quiet]:
+            del self._open[key]
+        return [c.alert for c in self._open.values()]
+
+    def _alarm_alert(self, row: Any, anomalies: pd.DataFrame) -> dict[str, Any]:
+        point = (
+            anomalies[(anomalies["unique_id"] == row.unique_id) & (anomalies["ds"] == row.ds)]
+            if len(anomalies)
+            else anomalies
+        )
+        value = float(point["y"].iloc[0]) if len(point) else float("nan")
+        expected = point["expected"].iloc[0] if len(point) else None
+        return anomaly_alert(
+            unique_id=str(row.unique_id), kind=str(row.kind), at=row.ds, value=value,
+            expected=None if expected is None or pd.isna(expected) else float(expected),
+            score=float(row.score), detector=str(row.detector), env=self.env,
+        )  # fmt: skip
+
+
+def saturation_conditions(
+    recommendations: Iterable[Mapping[str, Any]],
+    forecasts: Mapping[str, pd.DataFrame],
+    services: Mapping[str, ServiceSettings],
+    now: pd.Timestamp,
+    *,
+    env: str = "prod",
+    unit: Callable[[str], str] = lambda metric: metric,
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Saturation alerts of the services whose plan exceeds ``max_replicas``.
+
+    Args:
+        recommendations: this tick's recommendations (``inputs`` as the plan stage writes them).
+        forecasts: the tick's forecasts by ``unique_id`` (``ds, yhat_upper``), to find when the
+            demand first exceeds what max replicas carry.
+        services: the planned services.
+        now: the tick's time.
+        env: the ``env`` label.
+        unit: the load unit of a metric name, for the text.
+
+    Returns:
+        the active alerts, and the dedup keys of services with no fresh plan (state unknown).
+    """
+    recs = {str(r["service"]): r for r in recommendations}
+    active: list[dict[str, Any]] = []
+    unknown: set[str] = set()
+    for name, svc in services.items():
+        rec = recs.get(name)
+        inputs = (rec or {}).get("inputs") or {}
+        if rec is None or inputs.get("forecast_peak") is None:
+            unknown.add(dedup_key(saturation_labels(name, env)))
+            continue
+        if inputs.get("clamped") != "max":
+            continue
+        max_load = svc.max_replicas * svc.capacity_per_replica * svc.target_utilization
+        current = inputs.get("current_load")
+        peak = max(float(inputs["forecast_peak"]), float(current or 0.0))
+        active.append(
+            saturation_alert(
+                service=name, at=now, forecast_peak=peak, max_load=max_load,
+                minutes_until=_minutes_until(forecasts.get(f"{name}:{svc.load_metric}"),
+                                             max_load, current, now),
+                peak_at=inputs.get("forecast_peak_at"), max_replicas=svc.max_replicas,
+                unit=unit(svc.load_metric), env=env,
+            )
+        )  # fmt: skip
+    return active, unknown
+
+
+def _minutes_until(
+    forecast: pd.DataFrame | None, max_load: float, current: float | None, now: pd.Timestamp
+) -> float:
+    """Minutes from ``now`` until the forecast's upper bound first exceeds ``max_load``."""
+    if current is not None and current > max_load:
+        return 0.0
+    if forecast is None or forecast.empty:
+        return 0.0
+    over = forecast[(forecast["ds"] >= now) & (forecast["yhat_upper"] > max_load)]
+    if over.empty:
+        return 0.0
+    return max((over["ds"].min() - now).total_seconds() / 60.0, 0.0)
