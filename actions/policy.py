@@ -27,7 +27,7 @@ Example:
     >>> import numpy as np
     >>> q = np.array([[700.0], [900.0], [1400.0]])        # p50, p90, p99 of the peak
     >>> reps, level, _ = risk_priced_replicas(q, np.array([0.5, 0.9, 0.99]),
-    ...     typical_replicas=np.array([10.0]), capacity_per_replica=100.0, replica_cost=0.12)
+    ...     typical_replicas=np.array([10.0]), capacity_per_replica=100.0, replica_cost=0.3)
     >>> int(reps[0]), float(level[0])
     (9, 0.9)
 """
@@ -157,6 +157,12 @@ class ScaleGuard:
     def last(self) -> int | None:
         """The last recommendation, ``None`` before the first."""
         return self._last
+
+    def seed(self, at_s: float, replicas: int) -> None:
+        """Remember a recommendation made before this guard existed (e.g. read back from the
+        store after a restart), so stabilisation and step limits carry over."""
+        self._stabilise(at_s, int(replicas))
+        self._last = int(replicas)
 
     def decide(
         self,

@@ -88,6 +88,7 @@ class OutboxAlerts:
         """
         book = self.book(family)
         enqueued, errors = 0, []
+        audit = []
         for notification in book.due(active, now, held):
             try:
                 new_id = self.queue.enqueue_alert(notification.key, notification.alert, now)
@@ -97,7 +98,30 @@ class OutboxAlerts:
             if new_id is not None:
                 book.accepted(notification, now)
                 enqueued += 1
+                audit.append(_audit_entry(family, notification, now))
+        record = getattr(self.queue, "record_decisions", None)
+        if audit and record is not None:
+            try:
+                record(audit)
+            except Exception as exc:  # the audit trail failing must not stop alerting
+                errors.append(("audit", exc))
         return enqueued, errors
+
+
+def _audit_entry(family: str, notification: Any, now: pd.Timestamp) -> dict[str, Any]:
+    """The audit-log line of one enqueued alert notification."""
+    alert = notification.alert
+    labels = alert.get("labels", {})
+    notes = alert.get("annotations", {})
+    return {
+        "at": now,
+        "service": labels.get("service", "platform"),
+        "kind": "alert",
+        "decision": f"{labels.get('alertname', family)} {notification.state}",
+        "reason": notes.get("description") or notes.get("summary") or notification.key,
+        "inputs": {"labels": labels, "annotations": notes, "startsAt": alert.get("startsAt"),
+                   "endsAt": alert.get("endsAt")},
+    }
 
 
 @dataclass

@@ -102,6 +102,16 @@ class SeriesSettings(_Model):
         return self.promql or self.simulator or self.unique_id
 
 
+class TrafficClassSettings(_Model):
+    """One class of a service's requests, for throttling advice (see ``actions/throttle.py``)."""
+
+    name: str = Field(min_length=1, description="route or endpoint group a gateway matches")
+    priority: Literal["critical", "high", "normal", "low"] = Field(
+        "normal", description="critical classes are queued, never shed"
+    )
+    share: float = Field(gt=0, le=1, description="share of the service's load")
+
+
 class ServiceSettings(_Model):
     """Capacity facts of one scaled service."""
 
@@ -114,6 +124,17 @@ class ServiceSettings(_Model):
     max_replicas: int = Field(50, ge=1)
     startup_delay_seconds: int = Field(300, ge=0, description="time a new replica needs to serve")
     margin_seconds: int = Field(300, ge=0, description="extra look-ahead beyond the startup delay")
+    max_step_up: int = Field(0, ge=0, description="most replicas added per decision (0 = no limit)")
+    max_step_down: int = Field(
+        0, ge=0, description="most replicas removed per decision (0 = no limit)"
+    )
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, description="scale down only to the highest count wanted in this window"
+    )
+    traffic_classes: list[TrafficClassSettings] = Field(
+        default_factory=lambda: [TrafficClassSettings(name="all", priority="critical", share=1.0)],
+        description="how the load splits by priority, for throttling advice",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ServiceSettings:
@@ -121,6 +142,12 @@ class ServiceSettings(_Model):
             raise ValueError(
                 f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
             )
+        names = [c.name for c in self.traffic_classes]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"traffic_classes need unique names, got {names}")
+        total = sum(c.share for c in self.traffic_classes)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"traffic_classes shares must add up to 1, got {total:.6g}")
         return self
 
 
@@ -229,11 +256,42 @@ class AlertingSettings(_Model):
         return self
 
 
+def _classes(*rows: tuple[str, str, float]) -> list[dict[str, Any]]:
+    return [{"name": n, "priority": p, "share": s} for n, p, s in rows]
+
+
+class ExecutorSettings(_Model):
+    """Pushing recommendations somewhere (they are always published on the API). Off by default:
+    with ``dry_run`` the tick only logs what it would send."""
+
+    dry_run: bool = Field(True, description="log what would be pushed, push nothing")
+    webhook_urls: list[WebhookUrl] = Field(
+        default_factory=list, description="POST each tick's recommendations here as JSON"
+    )
+    timeout_seconds: float = Field(3.0, gt=0, description="per HTTP request")
+
+
 _DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
-    "odds-api": {"capacity_per_replica": 250, "min_replicas": 2, "max_replicas": 60},
-    "bet-placement": {"capacity_per_replica": 60, "min_replicas": 2, "max_replicas": 60},
-    "account": {"capacity_per_replica": 80, "min_replicas": 2, "max_replicas": 30},
-    "payments": {"capacity_per_replica": 40, "min_replicas": 2, "max_replicas": 20},
+    "odds-api": {
+        "capacity_per_replica": 250, "min_replicas": 2, "max_replicas": 60,
+        "traffic_classes": _classes(("odds-live", "high", 0.35), ("odds-prematch", "normal", 0.5),
+                                    ("odds-polling-bots", "low", 0.15)),
+    },
+    "bet-placement": {
+        "capacity_per_replica": 60, "min_replicas": 2, "max_replicas": 60,
+        "traffic_classes": _classes(("place-bet", "critical", 0.7), ("cash-out", "high", 0.15),
+                                    ("bet-history", "low", 0.15)),
+    },
+    "account": {
+        "capacity_per_replica": 80, "min_replicas": 2, "max_replicas": 30,
+        "traffic_classes": _classes(("login", "high", 0.5), ("profile", "normal", 0.3),
+                                    ("promotions", "low", 0.2)),
+    },
+    "payments": {
+        "capacity_per_replica": 40, "min_replicas": 2, "max_replicas": 20,
+        "traffic_classes": _classes(("deposit", "critical", 0.6), ("withdrawal", "high", 0.3),
+                                    ("payment-history", "low", 0.1)),
+    },
 }
 
 
@@ -262,6 +320,7 @@ class Settings(BaseSettings):
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    executors: ExecutorSettings = Field(default_factory=ExecutorSettings)
     models_dir: str = Field("./var/models", description="where the registry writes fitted models")
     retrain_cron_hour: int = Field(3, ge=0, le=23, description="UTC hour of the daily retrain job")
 

@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 
 from actions import CapacityBounds, describe_plan, plan_replicas
+from actions.policy import ScaleGuard
+from actions.throttle import TrafficClass, overload_window, throttle_plan
 from collectors import Collector, SeriesRequest
 from models.forecasting.catalog import CATALOG
 from surgecast.alert_state import (
@@ -32,6 +34,7 @@ from surgecast.config import SeriesSettings, ServiceSettings, Settings
 from surgecast.detection import DetectionSuite
 from surgecast.errors import DataError
 from surgecast.event_forecasts import EventForecasts
+from surgecast.executors import WebhookExecutor
 from surgecast.forecasting import Choice, ChosenForecasts
 from surgecast.frames import validate_series
 from surgecast.history import RecentHistory
@@ -151,6 +154,12 @@ class Pipeline:
         # alert conditions and what the outbox accepted for them (fire, re-send, resolve)
         self.alerts = OutboxAlerts(store, lifecycle_policy(settings, self.base_step))
         self.anomaly_conditions = AnomalyConditions(env=settings.alerting.env)
+        # per service: stabilisation window and step limits across ticks
+        self._guards: dict[str, ScaleGuard] = {}
+        ecfg = settings.executors
+        self.executor = WebhookExecutor(
+            ecfg.webhook_urls, dry_run=ecfg.dry_run, timeout_s=ecfg.timeout_seconds
+        )
 
     # ------------------------------------------------------------------ helpers
     def step_for(self, series: SeriesSettings) -> pd.Timedelta:
@@ -186,6 +195,7 @@ class Pipeline:
             ("forecast", lambda: self._forecast(now, report)),
             ("plan", lambda: self._plan(now, report)),
             ("alert", lambda: self._saturation_alerts(now, report)),
+            ("execute", lambda: self._execute(now, report)),
         ]
         for name, run in stages:
             if self.stop_requested.is_set():
@@ -351,6 +361,12 @@ class Pipeline:
         for key, exc in errors:
             report.error("alert", key, exc)
 
+    def _execute(self, now: pd.Timestamp, report: TickReport) -> None:
+        """Push this tick's recommendations to the configured executors (dry run by default)."""
+        result = self.executor.execute(report.recommendations, now)
+        for url, message in result.errors:
+            report.error("execute", url, RuntimeError(message))
+
     def _saturation_alerts(self, now: pd.Timestamp, report: TickReport) -> None:
         """Predicted saturation per service from this tick's plans (fire, re-send, resolve)."""
         active, unknown = saturation_conditions(
@@ -448,6 +464,11 @@ class Pipeline:
                 report.recommendations.append(rec)
             except Exception as exc:
                 report.error("plan", name, exc)
+                continue
+            try:
+                self.store.record_decisions(_audit_entries(rec))
+            except Exception as exc:  # the audit trail failing must not stop the plan
+                report.error("audit", name, exc)
 
     def recommend(
         self,
@@ -510,7 +531,6 @@ class Pipeline:
         plan = plan_replicas(upper, bounds, current_load=current_load)
         peak_row = forecast.iloc[int(forecast["yhat_upper"].to_numpy().argmax())]
         model_name = str(peak_row.get("model", "unknown"))
-        recommended = plan.recommended_replicas
         reason = describe_plan(
             plan,
             service=service,
@@ -525,14 +545,47 @@ class Pipeline:
         if event_note:
             reason += f"; {event_note}"
         stale = bool(stale_reasons)
-        if stale and previous_replicas is not None and previous_replicas > recommended:
-            recommended = min(previous_replicas, svc.max_replicas)
-            reason += f"; holding {recommended} replicas (no scale-down on stale data: {'; '.join(stale_reasons)})"
-        elif stale:
+        guard = self._guard(service, svc, bounds, previous)
+        decision = guard.decide(
+            now.timestamp(), plan.recommended_replicas, observed_load=None, data_fresh=not stale
+        )
+        recommended = decision.replicas
+        if decision.rule == "hold_missing_data":
+            reason += (
+                f"; holding {recommended} replicas (no scale-down on stale data: "
+                f"{'; '.join(stale_reasons)})"
+            )
+        elif decision.rule == "stabilization":
+            reason += (
+                f"; holding {recommended} replicas: scale-down stabilisation "
+                f"({svc.scale_down_stabilization_seconds} s window)"
+            )
+        elif decision.rule in ("max_step_up", "max_step_down"):
+            reason += f"; step limited to {recommended} replicas ({decision.rule})"
+        if stale and decision.rule != "hold_missing_data":
             reason += f"; data stale: {'; '.join(stale_reasons)}"
         throttle = None
+        throttle_advice = None
         if plan.demand_exceeds_max:
-            throttle = svc.max_replicas * svc.capacity_per_replica * svc.target_utilization
+            # how long it lasts: over the whole forecast, not just the lead window
+            ahead = self._forecasts.get(uid, _NO_FORECAST)
+            ahead = ahead[ahead["ds"] >= now]
+            step = ahead["ds"].diff().median() if len(ahead) > 1 else self.base_step
+            _, over_minutes = overload_window(
+                ahead["ds"], ahead["yhat_upper"].to_numpy(float), bounds.max_load, pd.Timedelta(step)
+            )
+            advice = throttle_plan(
+                demand_peak=max(plan.forecast_peak, current_load or 0.0),
+                capacity=bounds.max_load,
+                classes=[
+                    TrafficClass(c.name, c.priority, c.share) for c in svc.traffic_classes
+                ],
+                overload_minutes=over_minutes,
+            )
+            if advice is not None:
+                throttle = advice.capacity
+                throttle_advice = advice.as_dict()
+                reason += f"; throttle: {advice.summary()}"
         inputs.update(
             {
                 "forecast_peak": plan.forecast_peak,
@@ -541,6 +594,12 @@ class Pipeline:
                 "needed_for_current": plan.needed_for_current,
                 "clamped": plan.clamped,
                 "unserved_rps": plan.unserved_rps,
+                "candidate_replicas": plan.recommended_replicas,
+                "guardrail": decision.rule,
+                "max_step_up": svc.max_step_up,
+                "max_step_down": svc.max_step_down,
+                "scale_down_stabilization_s": svc.scale_down_stabilization_seconds,
+                "throttle": throttle_advice,
             }
         )
         return {
@@ -552,6 +611,29 @@ class Pipeline:
             "stale": stale,
             "model": model_name,
         }
+
+    def _guard(
+        self,
+        service: str,
+        svc: ServiceSettings,
+        bounds: CapacityBounds,
+        previous: Mapping[str, Any] | None,
+    ) -> ScaleGuard:
+        """The service's guardrails; after a restart, seeded with the last stored decision."""
+        guard = self._guards.get(service)
+        if guard is None or guard.bounds != bounds:
+            guard = ScaleGuard(
+                bounds,
+                stabilization_s=float(svc.scale_down_stabilization_seconds),
+                max_step_up=svc.max_step_up,
+                max_step_down=svc.max_step_down,
+            )
+            if previous is not None:
+                guard.seed(
+                    pd.Timestamp(previous["at"]).timestamp(), int(previous["recommended_replicas"])
+                )
+            self._guards[service] = guard
+        return guard
 
     def _event_note(self, now: pd.Timestamp, lead: pd.Timedelta) -> str | None:
         events = self._calendar
@@ -604,6 +686,35 @@ class Pipeline:
                 results[result.unique_id] = f"error: {type(exc).__name__}: {exc}"
         log.info("retrain: %s", results)
         return results
+
+
+def _audit_entries(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The audit-log lines of one recommendation: the replica decision, and the throttling
+    advice when there is one."""
+    inputs = dict(rec.get("inputs") or {})
+    entries = [{
+        "at": rec["at"],
+        "service": rec["service"],
+        "kind": "recommendation",
+        "decision": f"{rec['recommended_replicas']} replicas"
+        + (" (stale data)" if rec.get("stale") else ""),
+        "reason": rec["reason"],
+        "inputs": {**inputs, "model": rec.get("model"), "valid_until": str(rec.get("valid_until"))},
+    }]
+    throttle = inputs.get("throttle")
+    if throttle:
+        limits = ", ".join(
+            f"{c['name']} {c['action']} at {c['limit_rps']:,.0f} req/s" for c in throttle["classes"]
+        )
+        entries.append({
+            "at": rec["at"],
+            "service": rec["service"],
+            "kind": "throttle",
+            "decision": limits,
+            "reason": rec["reason"],
+            "inputs": throttle,
+        })
+    return entries
 
 
 def _unit(metric: str) -> str:

@@ -145,7 +145,11 @@ def predictive_schedule(
         uncalibrated = np.ceil(fc.point / (cap * u) - 1e-9)
     candidates = np.where(np.isfinite(priced), priced, uncalibrated)
     planned = np.where(np.isfinite(level), planned, fc.point)
-    observed = np.concatenate([[np.nan], values[:-1]])
+    # the run starts warm, as the reference policies do: the first decision is sized for the
+    # first row's load (there is no completed interval yet); every later one sees rows < i
+    observed = np.concatenate([values[:1], values[:-1]])
+    if np.isfinite(values[0]):
+        candidates[0] = np.ceil(values[0] / (cap * u) - 1e-9)
     guard = ScaleGuard(
         bounds,
         policy.stabilization_s,

@@ -37,6 +37,8 @@ from models.errors import FrameError
 from surgecast.errors import DataError
 from surgecast.forecast_cli import InputError, read_events
 from surgecast.replay import ReplayPolicy, predictive_schedule
+from surgecast.store import Store
+from surgecast.store_codec import mask_url
 
 __all__ = ["read_trace", "register", "report_table"]
 
@@ -158,6 +160,39 @@ def report_table(
     return "\n".join(lines)
 
 
+def write_audit(url: str, service: str, times: pd.DatetimeIndex, recs: pd.DataFrame) -> int:
+    """Every replay decision into the store's audit log (kind ``replay``), in batches."""
+    store = Store(url)
+    try:
+        written = 0
+        batch = 5000
+        for lo in range(0, len(recs), batch):
+            part = recs.iloc[lo : lo + batch]
+            entries = [
+                {
+                    "at": times[lo + j],
+                    "service": service,
+                    "kind": "replay",
+                    "decision": f"{int(row.replicas)} replicas ({row.rule})",
+                    "reason": row.reason,
+                    "inputs": {
+                        "forecast_peak": _finite(row.forecast_peak),
+                        "planned_load": _finite(row.planned_load),
+                        "quantile": _finite(row.quantile),
+                    },
+                }
+                for j, row in enumerate(part.itertuples(index=False))
+            ]
+            written += store.record_decisions(entries)
+        return written
+    finally:
+        store.close()
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``replay`` command to ``app``."""
 
@@ -191,6 +226,13 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(
             False, "--report", help="compare with reactive/yesterday/oracle"
         ),
+        audit: str | None = typer.Option(
+            None,
+            "--audit",
+            help="also write every decision to this store's audit log "
+            "(e.g. sqlite:///replay.db), as kind 'replay'",
+        ),
+        service: str = typer.Option("replay", "--service", help="service name in the audit log"),
     ) -> None:
         """Recommend replicas for every row of TRACE, seeing only the past at each row."""
         try:
@@ -212,11 +254,15 @@ def register(app: typer.Typer) -> None:
         except (DataError, InputError, FrameError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from exc
+        audit_frame = recs.copy()
         recs["ds"] = raw_ds.to_numpy()
         if raw_ds.name == "timestamp":  # the trace's own name too, for tools that join on it
             recs.insert(2, "timestamp", raw_ds.to_numpy())
         output.parent.mkdir(parents=True, exist_ok=True)
         recs.to_csv(output, index=False)
+        if audit is not None:
+            written = write_audit(audit, service, times, audit_frame)
+            print(f"audit: {written:,} decisions written to {mask_url(audit)}", file=sys.stderr)
         if report:
             print(report_table(times, load, recs["replicas"].to_numpy(), policy))
 

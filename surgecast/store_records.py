@@ -24,12 +24,16 @@ from surgecast.store_schema import (
     ALERT_FAILED,
     ALERT_PENDING,
     alerts,
+    audit_log,
     model_registry,
     recommendations,
     tick_runs,
 )
 
-__all__ = ["RECOMMENDATION_FIELDS", "RecordStore"]
+__all__ = ["AUDIT_KINDS", "RECOMMENDATION_FIELDS", "RecordStore"]
+
+# what the audit log records: every decision surgecast takes, with its inputs and reason
+AUDIT_KINDS = ("recommendation", "throttle", "alert", "replay")
 
 # field -> required?  Unknown keys are refused so a typo cannot silently drop data.
 RECOMMENDATION_FIELDS = {
@@ -134,6 +138,60 @@ class RecordStore(StoreBase):
         stmt = where_range(stmt, recommendations.c.at, start, end)
         stmt = stmt.order_by(recommendations.c.at.desc()).limit(check_limit(limit))
         return self._records(stmt, "read the recommendation history")[::-1]
+
+    # -- audit log ---------------------------------------------------------------------------
+    def record_decisions(self, entries: list[Mapping[str, Any]]) -> int:
+        """Append decisions to the audit log (one transaction); returns how many.
+
+        Args:
+            entries: each ``at, service, kind`` (one of :data:`AUDIT_KINDS`), ``decision``
+                (what was decided, short), ``reason`` (why, in words) and ``inputs`` (the
+                numbers behind it, JSON-able).
+
+        Raises:
+            DataError: a field is missing or ``kind`` is unknown.
+        """
+        rows = []
+        for i, e in enumerate(entries):
+            missing = [k for k in ("at", "service", "kind", "decision", "reason") if e.get(k) is None]
+            if missing:
+                raise DataError(f"record_decisions: entry {i} lacks {missing}")
+            if e["kind"] not in AUDIT_KINDS:
+                raise DataError(
+                    f"record_decisions: entry {i} kind {e['kind']!r} is not one of {AUDIT_KINDS}"
+                )
+            rows.append({
+                "at": to_ns(e["at"], field="at"),
+                "service": str(e["service"]),
+                "kind": str(e["kind"]),
+                "decision": str(e["decision"]),
+                "reason": str(e["reason"]),
+                "inputs": encode_json(e.get("inputs") or {}, field="inputs"),
+            })
+        if not rows:
+            return 0
+        with self._write("record decisions in the audit log") as conn:
+            conn.execute(audit_log.insert(), rows)
+        return len(rows)
+
+    def audit(
+        self,
+        service: str | None = None,
+        kind: str | None = None,
+        start: TimestampLike | None = None,
+        end: TimestampLike | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Audit-log entries with ``start <= at < end``, filtered by service and kind: the newest
+        ``limit``, oldest first."""
+        stmt = select(audit_log)
+        if service is not None:
+            stmt = stmt.where(audit_log.c.service == service)
+        if kind is not None:
+            stmt = stmt.where(audit_log.c.kind == kind)
+        stmt = where_range(stmt, audit_log.c.at, start, end)
+        stmt = stmt.order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(check_limit(limit))
+        return self._records(stmt, "read the audit log")[::-1]
 
     # -- alert outbox ------------------------------------------------------------------------
     def enqueue_alert(

@@ -147,6 +147,20 @@ model_registry = Table(
     Index("ix_model_registry_latest", "unique_id", "created_at"),
 )
 
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Nanos, nullable=False),
+    Column("service", Key, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Index("ix_audit_service_at", "service", "at"),
+    Index("ix_audit_at", "at"),
+)
+
 tick_runs = Table(
     "tick_runs",
     metadata,

@@ -1,0 +1,194 @@
+"""The tick's actions: guardrails across ticks (stabilisation, step limits, restart), throttling
+advice when max_replicas is not enough, and the audit trail of every recommendation."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from surgecast.config import Settings
+from surgecast.store import Store
+from surgecast.wiring import build_pipeline
+
+NOW = pd.Timestamp("2026-11-20 18:00", tz="UTC")
+UID = "bet-placement:requests_per_second"
+
+
+def settings_for(tmp_path, **service) -> Settings:
+    classes = [
+        {"name": "place-bet", "priority": "critical", "share": 0.7},
+        {"name": "cash-out", "priority": "high", "share": 0.15},
+        {"name": "bet-history", "priority": "low", "share": 0.15},
+    ]
+    bet = {
+        "capacity_per_replica": 60,
+        "min_replicas": 2,
+        "max_replicas": 60,
+        "traffic_classes": classes,
+        **service,
+    }
+    return Settings(
+        backfill_days=2,
+        stale_after_seconds=900,
+        sources={"simulator": {"type": "simulator", "seed": 11, "step": "5min"}},
+        store={"url": f"sqlite:///{tmp_path / 's.db'}"},
+        models_dir=str(tmp_path / "models"),
+        forecast={"history_days": 2, "event_model": "none"},
+        detect={"history_days": 1},
+        services={"bet-placement": bet},
+    )
+
+
+def flat_forecast(now: pd.Timestamp, upper: float) -> pd.DataFrame:
+    ds = pd.date_range(now, periods=12, freq="1min")
+    return pd.DataFrame({"ds": ds, "yhat": upper * 0.8, "yhat_upper": upper, "model": "test"})
+
+
+@pytest.fixture
+def ticked(tmp_path):
+    settings = settings_for(tmp_path)
+    store = Store(settings.store.url)
+    pipeline = build_pipeline(settings, store)
+    pipeline.tick(NOW)
+    yield settings, store, pipeline
+    store.close()
+
+
+def recommend(pipeline, settings, at, upper, previous=None):
+    pipeline._forecasts[UID] = flat_forecast(at, upper)
+    return pipeline.recommend("bet-placement", settings.services["bet-placement"], at, previous)
+
+
+def test_scale_down_waits_for_the_stabilisation_window(ticked):
+    settings, _, pipeline = ticked
+    high = recommend(pipeline, settings, NOW + pd.Timedelta("1min"), 2400.0)
+    assert high["recommended_replicas"] == 58  # 2400 / (60 × 0.7) → 58
+    dip = recommend(pipeline, settings, NOW + pd.Timedelta("3min"), 600.0)
+    assert dip["recommended_replicas"] == 58
+    assert dip["inputs"]["guardrail"] == "stabilization"
+    assert "stabilisation" in dip["reason"]
+    later = recommend(pipeline, settings, NOW + pd.Timedelta("7min"), 600.0)
+    assert later["recommended_replicas"] < 58
+    assert later["inputs"]["candidate_replicas"] == later["recommended_replicas"]
+
+
+def test_step_limits_apply_between_ticks(tmp_path):
+    settings = settings_for(
+        tmp_path, max_step_up=5, max_step_down=3, scale_down_stabilization_seconds=0
+    )
+    store = Store(settings.store.url)
+    try:
+        pipeline = build_pipeline(settings, store)
+        pipeline.tick(NOW)
+        first = recommend(pipeline, settings, NOW + pd.Timedelta("1min"), 420.0)[
+            "recommended_replicas"
+        ]
+        up = recommend(pipeline, settings, NOW + pd.Timedelta("2min"), 2400.0)
+        assert up["recommended_replicas"] == first + 5
+        assert up["inputs"]["guardrail"] == "max_step_up"
+        down = recommend(pipeline, settings, NOW + pd.Timedelta("3min"), 100.0)
+        assert down["recommended_replicas"] == first + 5 - 3
+    finally:
+        store.close()
+
+
+def test_a_restarted_process_keeps_the_stabilisation_window(ticked, tmp_path):
+    settings, store, pipeline = ticked
+    high = recommend(pipeline, settings, NOW + pd.Timedelta("1min"), 2400.0)
+    store.save_recommendation(high)
+    fresh = build_pipeline(settings, store)  # a new process: no guard state in memory
+    fresh.tick(NOW)
+    previous = store.latest_recommendations()[0]
+    dip = recommend(fresh, settings, NOW + pd.Timedelta("2min"), 600.0, previous=previous)
+    assert dip["recommended_replicas"] == high["recommended_replicas"]
+
+
+def test_demand_beyond_max_replicas_gets_throttling_advice_by_priority(ticked):
+    settings, _, pipeline = ticked
+    # max 60 replicas × 60 req/s × 0.7 = 2,520 req/s; the forecast asks for 4,000
+    rec = recommend(pipeline, settings, NOW + pd.Timedelta("1min"), 4000.0)
+    assert rec["recommended_replicas"] == 60
+    assert rec["throttle_rps"] == pytest.approx(2520.0)
+    advice = rec["inputs"]["throttle"]
+    assert advice["excess_rps"] == pytest.approx(1480.0)
+    assert advice["overload_minutes"] == pytest.approx(12.0)
+    by_name = {c["name"]: c for c in advice["classes"]}
+    # place-bet (critical, 70 % = 2,800 req/s) gets all 2,520 and queues the rest: never shed
+    assert by_name["place-bet"]["action"] == "queue"
+    assert by_name["place-bet"]["limit_rps"] == pytest.approx(2520.0)
+    assert by_name["bet-history"]["action"] == "shed"
+    assert by_name["bet-history"]["limit_rps"] == 0.0
+    assert "throttle" in rec["reason"] and "place-bet" in rec["reason"]
+
+
+def test_no_throttling_when_max_replicas_suffice(ticked):
+    settings, _, pipeline = ticked
+    rec = recommend(pipeline, settings, NOW + pd.Timedelta("1min"), 1000.0)
+    assert rec["throttle_rps"] is None and rec["inputs"]["throttle"] is None
+
+
+def test_traffic_classes_must_add_up(tmp_path):
+    with pytest.raises(ValueError, match="add up to 1"):
+        settings_for(
+            tmp_path, traffic_classes=[{"name": "a", "priority": "critical", "share": 0.5}]
+        )
+    with pytest.raises(ValueError, match="unique"):
+        settings_for(
+            tmp_path, traffic_classes=[{"name": "a", "share": 0.5}, {"name": "a", "share": 0.5}]
+        )
+
+
+def test_every_decision_is_in_the_audit_log_with_its_reason(ticked):
+    settings, store, pipeline = ticked
+    pipeline.tick(NOW + pd.Timedelta("5min"))
+    entries = store.audit(service="bet-placement", kind="recommendation")
+    assert len(entries) == 2  # one per tick
+    last = entries[-1]
+    assert last["at"] == NOW + pd.Timedelta("5min")
+    assert last["decision"].endswith("replicas")
+    assert "bet-placement" in last["reason"]
+    assert last["inputs"]["capacity_per_replica"] == 60
+    assert store.audit(service="bet-placement", start=NOW + pd.Timedelta("1min")) == entries[-1:]
+    assert store.audit(service="nobody") == []
+
+
+def test_throttling_advice_is_audited(ticked):
+    settings, store, pipeline = ticked
+    rec = recommend(pipeline, settings, NOW + pd.Timedelta("1min"), 4000.0)
+    from surgecast.pipeline import _audit_entries
+
+    store.record_decisions(_audit_entries(rec))
+    throttles = store.audit(service="bet-placement", kind="throttle")
+    assert len(throttles) == 1
+    assert "place-bet queue" in throttles[0]["decision"]
+    assert "bet-history shed" in throttles[0]["decision"]
+
+
+def test_audit_log_refuses_unknown_kinds_and_missing_fields(ticked):
+    _, store, _ = ticked
+    from surgecast.errors import DataError
+
+    with pytest.raises(DataError, match="kind"):
+        store.record_decisions(
+            [{"at": NOW, "service": "x", "kind": "whim", "decision": "d", "reason": "r"}]
+        )
+    with pytest.raises(DataError, match="lacks"):
+        store.record_decisions([{"at": NOW, "service": "x", "kind": "alert"}])
+
+
+def test_alert_notifications_are_audited(ticked):
+    from actions.alert_lifecycle import LifecyclePolicy
+    from actions.alerts import saturation_alert
+    from surgecast.alert_state import OutboxAlerts
+
+    _, store, _ = ticked
+    outbox = OutboxAlerts(store, LifecyclePolicy(pd.Timedelta("1min"), pd.Timedelta("5min")))
+    alert = saturation_alert(
+        service="bet-placement", at=NOW, forecast_peak=4000.0, max_load=2520.0, minutes_until=12.0
+    )
+    enqueued, errors = outbox.publish("saturation", [alert], NOW)
+    assert (enqueued, errors) == (1, [])
+    entries = store.audit(service="bet-placement", kind="alert")
+    assert len(entries) == 1
+    assert entries[0]["decision"].startswith("SurgecastPredictedSaturation")
+    assert entries[0]["inputs"]["labels"]["service"] == "bet-placement"
