@@ -19,7 +19,7 @@ from surgecast.errors import DataError
 from surgecast.retrain import RetrainPolicy, SelectionResult, policy_record
 from surgecast.store import Store
 
-__all__ = ["load_choice", "save_selection"]
+__all__ = ["choose", "load_choice", "rollback", "save_selection"]
 
 
 def _library_versions() -> dict[str, str]:
@@ -87,6 +87,53 @@ def save_selection(
         result.unique_id, result.model, version, str(path), checksum, metadata,
         created_at=pd.Timestamp.now(tz="UTC"),
     )  # fmt: skip
+
+
+def choose(result: SelectionResult, model: str) -> SelectionResult:
+    """``result`` with ``model`` as the choice instead of the backtest's winner (a data
+    scientist overruling it, e.g. for a model that is nearly as good and far cheaper).
+
+    Raises:
+        DataError: ``model`` is not a catalogue forecaster.
+    """
+    from dataclasses import replace
+
+    from models.forecasting.catalog import CATALOG
+
+    if model not in CATALOG:
+        raise DataError(f"unknown forecaster {model!r}; known: {', '.join(sorted(CATALOG))}")
+    return replace(result, model=model, members=(model,), error=None)
+
+
+def rollback(store: Store, unique_id: str) -> dict[str, Any]:
+    """Make the previous registry entry of ``unique_id`` current again; returns it.
+
+    The registry stays append-only: the previous entry is re-registered (same file, same
+    checksum) under a new version, so the next tick picks it up and the history shows the
+    rollback.
+
+    Raises:
+        NotFound: the series has fewer than two registry entries.
+    """
+    from surgecast.errors import NotFound
+
+    history = store.model_history(unique_id, limit=50)
+    current = history[0]["version"] if history else None
+    previous = next((e for e in history[1:] if e["version"] != current), None)
+    if previous is None:
+        raise NotFound(f"{unique_id} has no earlier model to roll back to")
+    _read(previous)  # refuse a file that no longer matches its checksum
+    now = pd.Timestamp.now(tz="UTC")
+    base = str(previous["version"]).split("+rollback", 1)[0]
+    version = f"{base}+rollback{now:%Y%m%dT%H%M%S%f}"
+    metadata = {**(previous.get("metadata") or {}), "rollback_of": current, "restores": base}
+    store.register_model(
+        unique_id, previous["model"], version, previous["path"], previous["checksum"], metadata,
+        created_at=now,
+    )  # fmt: skip
+    entry = store.latest_model(unique_id)
+    assert entry is not None
+    return entry
 
 
 def load_choice(entry: dict[str, Any]) -> tuple[str, tuple[str, ...]]:

@@ -313,6 +313,16 @@ class RecordStore(StoreBase):
         found = self._records(stmt, "read the model registry")
         return found[0] if found else None
 
+    def model_history(self, unique_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Registry entries of a series, newest first (what a rollback chooses from)."""
+        stmt = (
+            select(model_registry)
+            .where(model_registry.c.unique_id == unique_id)
+            .order_by(model_registry.c.created_at.desc(), model_registry.c.id.desc())
+            .limit(check_limit(limit))
+        )
+        return self._records(stmt, "read the model registry")
+
     def latest_models(self) -> dict[str, dict[str, Any]]:
         """The newest registry entry of every series, in one query (ids grow with inserts)."""
         newest = select(func.max(model_registry.c.id)).group_by(model_registry.c.unique_id)
