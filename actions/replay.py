@@ -87,6 +87,12 @@ def _seconds(times: pd.DatetimeIndex) -> np.ndarray:
     return (times.as_unit("ns").asi8 // 1_000_000_000).astype(np.int64)
 
 
+def _step_seconds(times: pd.DatetimeIndex) -> int:
+    """The trace's step: the median gap between rows (1 s for a single row)."""
+    secs = _seconds(pd.DatetimeIndex(times))
+    return int(np.median(np.diff(secs))) if secs.size > 1 else 1
+
+
 def replay(
     times: pd.DatetimeIndex,
     load: np.ndarray,
@@ -107,8 +113,7 @@ def replay(
         raise ValueError("a replay needs at least 2 rows")
     if not capacity > 0:
         raise ValueError(f"capacity must be positive, got {capacity!r}")
-    secs = _seconds(pd.DatetimeIndex(times))
-    step = int(np.median(np.diff(secs)))
+    step = _step_seconds(times)
     sim = math.gcd(step, int(delay_s)) if delay_s > 0 else step
     k = step // sim
     lam = np.repeat(np.nan_to_num(load, nan=0.0), k)
@@ -222,8 +227,7 @@ def oracle_replicas(
 ) -> np.ndarray:
     """Perfect foresight at the trace's resolution: max required over rows ``[i, i + ceil(D /
     step)]`` (never overloaded when ``utilization <= 1``)."""
-    secs = _seconds(pd.DatetimeIndex(times))
-    step = int(np.median(np.diff(secs))) if secs.size > 1 else 1
+    step = _step_seconds(times)
     need = required_replicas(np.nan_to_num(load, nan=0.0), capacity, utilization, min_replicas)
     return _forward_max(need, math.ceil(delay_s / step)).astype(int)
 
@@ -239,8 +243,7 @@ def yesterday_replicas(
 ) -> np.ndarray:
     """``max(reactive, ceil(yesterday's load over [t, t + delay] / (C × u)))``."""
     lam = np.nan_to_num(np.asarray(load, dtype=float), nan=0.0)
-    secs = _seconds(pd.DatetimeIndex(times))
-    step = int(np.median(np.diff(secs))) if secs.size > 1 else 1
+    step = _step_seconds(times)
     per = 86_400 // step
     ahead = math.ceil(delay_s / step)
     extra = np.zeros(lam.size, dtype=int)

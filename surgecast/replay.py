@@ -3,7 +3,10 @@
 Composition only: :func:`models.forecasting.lead_peak.lead_peak_forecast` forecasts, for every
 row, quantiles of the peak load until a replica requested now would be ready plus one decision
 interval; :func:`actions.policy.risk_priced_replicas` picks a quantile by pricing overload
-risk against replica cost; :class:`actions.policy.ScaleGuard` applies the guardrails. At row
+risk against replica cost (an overload inside a fixture window weighs
+``event_overload_weight`` × the demand at stake, see :func:`overload_weight`, and there the
+fixture-only quantiles such as p99.9 are on offer: goal spikes cannot be timed, only covered);
+:class:`actions.policy.ScaleGuard` applies the guardrails. At row
 ``i`` (time ``t_i``) the policy knows rows ``< i`` only: the row dated ``t_i`` is the interval
 that starts now. ``tests/test_replay.py`` checks that cutting the trace never changes an
 earlier recommendation.
@@ -30,7 +33,7 @@ from actions.capacity import CapacityBounds
 from actions.policy import ScaleGuard, risk_priced_replicas
 from models.forecasting.lead_peak import LeadPeakConfig, lead_peak_forecast
 
-__all__ = ["ReplayPolicy", "predictive_schedule"]
+__all__ = ["ReplayPolicy", "overload_weight", "predictive_schedule"]
 
 DAY_SECONDS = 86_400
 
@@ -49,8 +52,11 @@ class ReplayPolicy:
             headroom, more replica-hours); see :mod:`actions.policy`.
         stabilization_s: scale-down stabilisation window.
         max_step_up, max_step_down: replicas per decision (0 = unlimited).
-        event_overload_weight: how much more an overload inside a fixture window matters than
-            one in a quiet hour (the policy then buys a higher quantile there).
+        event_overload_weight: how much more an overloaded minute inside a fixture window
+            matters than one in a quiet hour, per unit of demand at stake: the weight of a
+            fixture window is this times its forecast load relative to the typical load (at
+            least 1), since a kickoff overload rejects that many more bets. The policy then buys
+            a higher quantile there (up to the fixture-only levels, e.g. p99.9).
         floor_utilization: the observed load never gets fewer replicas than it needs at this
             utilisation (1.0: fewer would overload right now; ``None``: the target).
     """
@@ -65,12 +71,20 @@ class ReplayPolicy:
     max_step_up: int = 0
     max_step_down: int = 0
     floor_utilization: float | None = 1.0
-    event_overload_weight: float = 3.0
+    event_overload_weight: float = 5.0
 
     def bounds(self) -> CapacityBounds:
         return CapacityBounds(
             self.capacity_per_replica, self.target_utilization, self.min_replicas, self.max_replicas
         )
+
+
+# the calibration pools of :data:`models.forecasting.lead_peak.POOLS`, in words
+_POOL_WORDS = {
+    1: "fixtures: pre-match ramp",
+    2: "fixtures: in play",
+    3: "fixtures: after the match",
+}
 
 
 def _num(x: float) -> str:
@@ -87,12 +101,16 @@ def _reason(
     lead_min: float,
     capacity: float,
     u: float,
+    floor_u: float,
+    pool: int,
 ) -> str:
     if rule == "forecast" or rule == "stabilization":
+        near = f" ({_POOL_WORDS[pool]})" if pool in _POOL_WORDS else ""
         basis = (
-            f"p{level * 100:.3g} of the peak over the next {lead_min:.3g} min: {_num(planned)} req/s"
+            f"p{level * 100:.4g} of the peak over the next {lead_min:.3g} min{near}: "
+            f"{_num(planned)} req/s"
             if math.isfinite(level)
-            else f"forecast peak over the next {lead_min:.3g} min {_num(peak)} req/s at "
+            else f"forecast peak over the next {lead_min:.3g} min{near} {_num(peak)} req/s at "
             f"{u:.0%} utilisation (quantiles not calibrated yet)"
         )
         text = f"{basis} → {candidate} replicas of {_num(capacity)} req/s"
@@ -100,13 +118,31 @@ def _reason(
             text += f"; holding {replicas} (scale-down stabilisation)"
         return text
     return {
-        "observed_load": f"load observed now needs {replicas} replicas at {u:.0%} utilisation",
+        "observed_load": f"load observed now needs {replicas} replicas at {floor_u:.0%} "
+        "utilisation",
         "hold_missing_data": f"no fresh data: holding {replicas} replicas (never scale down blind)",
         "min_replicas": f"min_replicas {replicas}",
         "max_replicas": f"capped at max_replicas {replicas}; demand may exceed capacity",
         "max_step_up": f"scale-up limited to {replicas} by max_step_up",
         "max_step_down": f"scale-down limited to {replicas} by max_step_down",
     }[rule]
+
+
+def overload_weight(
+    in_event: np.ndarray, forecast: np.ndarray, typical_load: np.ndarray, event_weight: float
+) -> np.ndarray:
+    """How much an overload at each decision matters: 1 outside fixture windows; inside,
+    ``event_weight`` times the demand at stake (forecast / typical load, at least 1).
+
+    Example:
+        >>> overload_weight(np.array([False, True, True]), np.array([900.0, 900.0, 3000.0]),
+        ...                 np.array([1000.0] * 3), 3.0).tolist()
+        [1.0, 3.0, 9.0]
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stake = np.where(typical_load > 0, forecast / typical_load, 1.0)
+    stake = np.where(np.isfinite(stake), np.maximum(stake, 1.0), 1.0)
+    return np.where(in_event, event_weight * stake, 1.0)
 
 
 def predictive_schedule(
@@ -139,7 +175,7 @@ def predictive_schedule(
         typical,
         cap,
         policy.replica_cost,
-        np.where(fc.in_event, policy.event_overload_weight, 1.0),
+        overload_weight(fc.in_event, fc.point, typical * cap, policy.event_overload_weight),
     )
     with np.errstate(invalid="ignore"):
         uncalibrated = np.ceil(fc.point / (cap * u) - 1e-9)
@@ -180,6 +216,8 @@ def predictive_schedule(
                 lead_min,
                 cap,
                 u,
+                policy.floor_utilization or u,
+                int(fc.pool[i]),
             )
         )
     return pd.DataFrame(

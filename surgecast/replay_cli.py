@@ -42,6 +42,9 @@ from surgecast.store_codec import mask_url
 
 __all__ = ["read_trace", "register", "report_table"]
 
+# the policy's own defaults, so the CLI and the library cannot drift apart
+_DEFAULTS = ReplayPolicy(capacity_per_replica=1.0, startup_delay_s=0.0)
+
 
 def read_trace(path: Path) -> tuple[pd.Series, pd.DatetimeIndex, np.ndarray]:
     """Read a trace: the raw times (named as in the file), parsed UTC times, demand (NaN = gap).
@@ -211,12 +214,12 @@ def register(app: typer.Typer) -> None:
         max_replicas: int = typer.Option(1000, "--max-replicas"),
         events: Path | None = typer.Option(None, "--events", help="fixture calendar CSV"),
         replica_cost: float = typer.Option(
-            0.15,
+            _DEFAULTS.replica_cost,
             "--replica-cost",
             help="overload probability a typical replica count must buy (lower = more headroom)",
         ),
         event_overload_weight: float = typer.Option(
-            3.0,
+            _DEFAULTS.event_overload_weight,
             "--event-overload-weight",
             help="how much more an overload near a fixture matters (needs --events)",
         ),

@@ -18,7 +18,7 @@ from actions.policy import ScaleGuard, risk_priced_replicas
 from actions.replay import oracle_replicas, reactive_replicas, replay, yesterday_replicas
 from models.errors import FrameError
 from models.forecasting.lead_peak import lead_peak_forecast
-from surgecast.replay import ReplayPolicy, predictive_schedule
+from surgecast.replay import ReplayPolicy, overload_weight, predictive_schedule
 from surgecast.replay_cli import register
 
 runner = CliRunner()
@@ -214,6 +214,115 @@ def test_predictive_beats_reactive_on_a_daily_surge():
     assert ours.replica_hours <= 1.2 * react.replica_hours
 
 
+# -- fixtures -----------------------------------------------------------------------------------
+def fixture_load(
+    days: int = 12, step: str = "5min", seed: int = 5
+) -> tuple[pd.DatetimeIndex, np.ndarray, pd.DataFrame]:
+    """A daily load plus two fixtures a day at kickoff slots that change from day to day (so
+    yesterday's profile cannot foresee them): a betting ramp ×(1 + 3·importance) at kickoff,
+    a drop to an in-play plateau, and the calendar that announces them."""
+    minutes = pd.Timedelta(step).seconds // 60
+    ds = pd.date_range("2026-03-02", periods=days * 1440 // minutes, freq=step, tz="UTC")
+    rng = np.random.default_rng(seed)
+    tod = (ds.hour * 60 + ds.minute).to_numpy() / 1440
+    base = 500 + 300 * np.sin(2 * np.pi * (tod - 0.35))
+    rows = []
+    for d in range(days):
+        for hhmm in rng.choice(["12:30", "15:00", "17:45", "19:45", "20:00"], 2, replace=False):
+            start = ds[0] + pd.Timedelta(days=d) + pd.Timedelta(f"{hhmm}:00")
+            rows.append(
+                (start, start + pd.Timedelta(minutes=110), "football",
+                 str(rng.choice(["Cup", "League"])), float(rng.uniform(0.3, 1.0)))
+            )  # fmt: skip
+    calendar = pd.DataFrame(rows, columns=["start", "end", "sport", "competition", "importance"])
+    t = ds.as_unit("ns").asi8
+    uplift = np.zeros(ds.size)
+    for start, end, _, _, importance in rows:
+        rel = (t - start.value) / 60e9
+        ramp = np.exp(np.clip(rel, -60, 0) / 12) * ((rel >= -60) & (rel < 0))
+        uplift += 3.0 * importance * (ramp + 0.3 * ((rel >= 0) & (t < end.value)))
+    return ds, base * (1 + uplift) * np.exp(rng.normal(0, 0.02, ds.size)), calendar
+
+
+def minutes_overloaded_near_kickoffs(ds, y, replicas, calendar, after_day=6) -> float:
+    r = replay(ds, y, replicas, 100.0, 300)
+    t = ds[0].as_unit("ns").value + np.arange(r.overloaded.size) * r.sim_step_s * 1_000_000_000
+    near = np.zeros(t.size, bool)
+    for kickoff in calendar["start"]:
+        if kickoff >= ds[0] + pd.Timedelta(days=after_day):
+            near |= np.abs(t - kickoff.value) <= 30 * 60_000_000_000
+    return float(r.overloaded[near].sum() * r.sim_step_s / 60)
+
+
+def test_fixture_surges_are_covered_with_the_calendar_and_not_without():
+    ds, y, calendar = fixture_load()
+    with_calendar = predictive_schedule(ds, y, POLICY, events=calendar)
+    without = predictive_schedule(ds, y, POLICY)["replicas"].to_numpy()
+    reactive = reactive_replicas(ds, y, 100.0, 0.7)
+    react = minutes_overloaded_near_kickoffs(ds, y, reactive, calendar)
+    ours = minutes_overloaded_near_kickoffs(ds, y, with_calendar["replicas"].to_numpy(), calendar)
+    blind = minutes_overloaded_near_kickoffs(ds, y, without, calendar)
+    assert react >= 20
+    assert ours <= 0.1 * react  # the calendar announces every ramp
+    assert blind >= react  # without it, the profile expects yesterday's kickoffs, not today's
+    late = slice(6 * 288, None)
+    cost = replay(ds[late], y[late], with_calendar["replicas"].to_numpy()[late], 100.0, 300)
+    assert (
+        cost.replica_hours
+        <= 1.1 * replay(ds[late], y[late], reactive[late], 100.0, 300).replica_hours
+    )
+    # the audit trail says when a decision was made for a fixture
+    assert with_calendar["reason"].str.contains("fixtures: pre-match ramp").any()
+
+
+def test_lead_peak_with_a_calendar_is_causal():
+    """The calendar is known in advance: cutting the load (not the calendar) or changing its
+    future never changes an earlier forecast or recommendation."""
+    ds, y, calendar = fixture_load(days=9)
+    full = lead_peak_forecast(ds, y, 300, events=calendar)
+    recs = predictive_schedule(ds, y, POLICY, events=calendar)["replicas"].to_numpy()
+    for cut in (1500, 2300):
+        part = lead_peak_forecast(ds[:cut], y[:cut], 300, events=calendar)
+        np.testing.assert_array_equal(part.point, full.point[:cut])
+        np.testing.assert_array_equal(part.quantiles, full.quantiles[:, :cut])
+        np.testing.assert_array_equal(part.pool, full.pool[:cut])
+        surge = y.copy()
+        surge[cut:] = surge[cut:] * 10 + 1
+        changed = lead_peak_forecast(ds, surge, 300, events=calendar)
+        np.testing.assert_array_equal(changed.quantiles[:, :cut], full.quantiles[:, :cut])
+        cut_recs = predictive_schedule(ds[:cut], y[:cut], POLICY, events=calendar)
+        np.testing.assert_array_equal(cut_recs["replicas"].to_numpy(), recs[:cut])
+
+
+def test_fixture_only_levels_and_pools():
+    ds, y, calendar = fixture_load(days=9)
+    fc = lead_peak_forecast(ds, y, 300, events=calendar)
+    top = list(fc.levels).index(0.999)
+    assert np.isnan(fc.quantiles[top, fc.pool == 0]).all()  # p99.9 only in fixture windows
+    late = np.arange(ds.size) >= 5 * 288
+    assert np.isfinite(fc.quantiles[top, late & (fc.pool == 1)]).mean() > 0.9
+    assert (fc.in_event == (fc.pool > 0)).all() and set(np.unique(fc.pool)) <= {0, 1, 2, 3}
+    assert fc.event_multiplier[late & (fc.pool == 1)].max() > 2  # the ramp at kickoff
+    # without a calendar (or with one that misses the trace) the fixture-only levels never exist
+    plain = lead_peak_forecast(ds, y, 300)
+    assert np.isnan(plain.quantiles[top]).all() and not plain.in_event.any()
+    elsewhere = calendar.assign(start=calendar["start"] - pd.Timedelta(days=400),
+                                end=calendar["end"] - pd.Timedelta(days=400))  # fmt: skip
+    np.testing.assert_array_equal(
+        lead_peak_forecast(ds, y, 300, events=elsewhere).point, plain.point
+    )
+
+
+def test_overload_weight_grows_with_the_demand_at_stake_inside_fixture_windows():
+    w = overload_weight(
+        np.array([False, True, True, True]),
+        np.array([5000.0, 500.0, 3000.0, np.nan]),
+        np.array([1000.0, 1000.0, 1000.0, 1000.0]),
+        5.0,
+    )
+    np.testing.assert_allclose(w, [1.0, 5.0, 15.0, 5.0])
+
+
 # -- the CLI ------------------------------------------------------------------------------------
 def test_cli_contract_one_row_per_trace_row_with_reasons(app, tmp_path):
     ds, y = daily_load(days=3)
@@ -379,3 +488,27 @@ def test_cli_sorts_out_of_order_rows(app, tmp_path):
     assert "sorted" in res.output
     recs = pd.read_csv(out)
     assert recs["ds"].is_monotonic_increasing and len(recs) == ds.size
+
+
+def test_cli_audit_log_holds_every_decision_with_its_reason(app, tmp_path):
+    from surgecast.store import Store
+
+    ds, y = daily_load(days=2)
+    trace = write_trace(tmp_path / "t.csv", ds, y)
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    res = runner.invoke(
+        app,
+        ["replay", str(trace), "--capacity-per-replica", "100", "--startup-delay", "5m",
+         "-o", str(tmp_path / "r.csv"), "--audit", url, "--service", "checkout"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    recs = pd.read_csv(tmp_path / "r.csv")
+    store = Store(url)
+    try:
+        entries = store.audit(service="checkout", kind="replay", limit=10_000)
+    finally:
+        store.close()
+    assert len(entries) == len(recs) == ds.size
+    assert [e["reason"] for e in entries] == recs["reason"].tolist()
+    assert entries[0]["at"] == ds[0] and entries[-1]["at"] == ds[-1]
+    assert entries[-1]["decision"].startswith(f"{recs['replicas'].iloc[-1]} replicas")
