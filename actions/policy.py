@@ -19,7 +19,10 @@ Then the guardrails every recommendation passes (:class:`ScaleGuard`), in this o
 4. at most ``max_step_up`` / ``max_step_down`` replicas per decision (0 = unlimited);
 5. scale-down stabilisation: the largest candidate of the last ``stabilization`` window
    (Kubernetes HPA's default is 5 minutes), so a brief dip never releases capacity a surge
-   will need again.
+   will need again;
+6. scale-down cooldown (optional): at least ``scale_down_cooldown_s`` between two
+   scale-downs, so a slow decline releases capacity in steps an operator can follow.
+   Scale-ups are never delayed: a late scale-up is an overload.
 
 Pure functions and one small state machine: numpy only, no ``models`` or ``surgecast``.
 
@@ -114,7 +117,7 @@ class GuardDecision:
         candidate: what the forecast asked for, before the guardrails (``None`` if nothing).
         rule: the guardrail that decided, or ``"forecast"`` when none changed the candidate:
             ``observed_load``, ``hold_missing_data``, ``min_replicas``, ``max_replicas``,
-            ``max_step_up``, ``max_step_down``, ``stabilization``.
+            ``max_step_up``, ``max_step_down``, ``stabilization``, ``cooldown``.
     """
 
     replicas: int
@@ -141,8 +144,10 @@ class ScaleGuard:
     max_step_up: int = 0
     max_step_down: int = 0
     floor_utilization: float | None = None
+    scale_down_cooldown_s: float = 0.0
     _window: deque[tuple[float, int]] = field(default_factory=deque, init=False, repr=False)
     _last: int | None = field(default=None, init=False, repr=False)
+    _last_down_at: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.stabilization_s) and self.stabilization_s >= 0):
@@ -206,6 +211,15 @@ class ScaleGuard:
         final = self._stabilise(at_s, want)
         if final > want:
             rule = "stabilization"
+        if (
+            self._last is not None
+            and final < self._last
+            and self._last_down_at is not None
+            and at_s - self._last_down_at < self.scale_down_cooldown_s
+        ):
+            final, rule = self._last, "cooldown"
+        if self._last is not None and final < self._last:
+            self._last_down_at = at_s
         self._last = final
         return GuardDecision(replicas=final, candidate=asked, rule=rule)
 

@@ -11,11 +11,19 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-__all__ = ["Collector", "CollectorError", "SeriesRequest"]
+__all__ = ["Collector", "CollectorError", "CollectorUnavailable", "SeriesRequest"]
 
 
 class CollectorError(Exception):
     """A source could not be read; the message names the source and the query."""
+
+
+class CollectorUnavailable(CollectorError):
+    """The source itself is unreachable (connection, timeout, 5xx after retries, refused
+    credentials, or its circuit breaker is open), as opposed to one bad query.
+
+    The service holds its recommendations, marks them stale and alerts on this.
+    """
 
 
 @dataclass(frozen=True)

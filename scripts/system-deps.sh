@@ -5,12 +5,14 @@
 set -euo pipefail
 
 missing=()
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# the Debian package 'prometheus' has both: promtool (backfill) and the server (collector tests)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)   # benchmarks/bench_api.py (optional there)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system-deps: prometheus (promtool), postgresql and prometheus-alertmanager already installed"
+  echo "system-deps: prometheus (promtool), postgresql, prometheus-alertmanager and wrk already installed"
   exit 0
 fi
 

@@ -9,8 +9,10 @@ timestamps in seconds, and the file ends with ``# EOF``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -53,7 +55,12 @@ def _format_times(ns: np.ndarray) -> list[str]:
 
 
 def write_openmetrics(
-    frame: pd.DataFrame, path: str | PathLike[str], *, metric_prefix: str = "surgecast_sim"
+    frame: pd.DataFrame,
+    path: str | PathLike[str],
+    *,
+    metric_prefix: str = "surgecast_sim",
+    labels: Mapping[str, str] | None = None,
+    counters: pd.DataFrame | None = None,
 ) -> int:
     """Write ``frame`` (``unique_id, ds, y``) as OpenMetrics gauges; return the sample count.
 
@@ -64,9 +71,14 @@ def write_openmetrics(
         frame: canonical long frame; ``ds`` tz-aware or naive UTC.
         path: output file (overwritten).
         metric_prefix: prepended to every metric name with ``_``.
+        labels: constant labels added to every sample after ``service``, e.g. the ``job`` and
+            ``instance`` a Prometheus scrape adds, so backfilled and scraped samples are one
+            series.
+        counters: optional second frame of cumulative counters (``service:requests`` ->
+            family ``surgecast_sim_requests``, samples ``surgecast_sim_requests_total``).
 
     Returns:
-        Number of sample lines written (== rows of ``frame``).
+        Number of sample lines written (rows of ``frame`` plus rows of ``counters``).
 
     Example:
         >>> import pandas as pd, tempfile, os
@@ -76,12 +88,24 @@ def write_openmetrics(
         >>> write_openmetrics(f, p)
         1
     """
+    extra = "".join(f',{k}="{_escape(str(v))}"' for k, v in (labels or {}).items())
+    out = Path(path)
+    with out.open("w", encoding="utf-8", newline="\n") as fh:
+        n = _write_families(fh, frame, metric_prefix, extra, "gauge")
+        if counters is not None:
+            n += _write_families(fh, counters, metric_prefix, extra, "counter")
+        fh.write("# EOF\n")
+    return n
+
+
+def _write_families(
+    fh: TextIO, frame: pd.DataFrame, metric_prefix: str, extra: str, kind: str
+) -> int:
+    """One family per metric, each series contiguous and time-ordered; returns samples written."""
     missing = {"unique_id", "ds", "y"} - set(frame.columns)
     if missing:
         raise ValueError(f"write_openmetrics: frame lacks column(s) {sorted(missing)}")
-    out = Path(path)
     if len(frame) == 0:
-        out.write_text("# EOF\n", encoding="utf-8")
         return 0
     # split the few distinct ids, not every row
     codes, uniques = pd.factorize(frame["unique_id"].astype(str), sort=True)
@@ -108,21 +132,22 @@ def write_openmetrics(
         raise ValueError("write_openmetrics: duplicate (unique_id, ds) rows; deduplicate first")
     values = _format_values(y)
     times = _format_times(ns)
-    with out.open("w", encoding="utf-8", newline="\n") as fh:
-        bounds = np.flatnonzero(np.diff(row_metric)) + 1
-        starts = np.concatenate([[0], bounds]).tolist()
-        ends = np.concatenate([bounds, [len(y)]]).tolist()
-        for lo, hi in zip(starts, ends, strict=True):
-            metric = str(metric_names[row_metric[lo]])
-            name = _metric_name(metric_prefix, metric)
-            unit = METRIC_UNITS.get(metric, ("", ""))[0]
-            help_text = f"Simulated {metric.replace('_', ' ')}" + (f" ({unit})" if unit else "")
-            fh.write(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
-            heads = [f'{name}{{service="{_escape(str(s))}"}} ' for s in service_names]
-            fh.write("".join([
-                f"{heads[c]}{v} {t}\n"
-                for c, v, t in zip(row_service[lo:hi].tolist(), values[lo:hi], times[lo:hi],
-                                   strict=True)
-            ]))
-        fh.write("# EOF\n")
+    bounds = np.flatnonzero(np.diff(row_metric)) + 1
+    starts = np.concatenate([[0], bounds]).tolist()
+    ends = np.concatenate([bounds, [len(y)]]).tolist()
+    for lo, hi in zip(starts, ends, strict=True):
+        metric = str(metric_names[row_metric[lo]])
+        name = _metric_name(metric_prefix, metric)
+        unit = METRIC_UNITS.get(metric, ("", ""))[0]
+        help_text = f"Simulated {metric.replace('_', ' ')}" + (f" ({unit})" if unit else "")
+        sample = name
+        if kind == "counter":
+            help_text, sample = f"Simulated {metric.replace('_', ' ')} (cumulative)", f"{name}_total"
+        fh.write(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        heads = [f'{sample}{{service="{_escape(str(s))}"{extra}}} ' for s in service_names]
+        fh.write("".join([
+            f"{heads[c]}{v} {t}\n"
+            for c, v, t in zip(row_service[lo:hi].tolist(), values[lo:hi], times[lo:hi],
+                               strict=True)
+        ]))
     return int(len(y))

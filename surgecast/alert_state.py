@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from actions.alert_lifecycle import ActiveAlerts, LifecyclePolicy
-from actions.alerts import anomaly_alert, dedup_key, saturation_alert, saturation_labels
+from actions.alerts import anomaly_alert, dedup_key, iso_utc, saturation_alert, saturation_labels
 from surgecast.config import ServiceSettings, Settings
 
 __all__ = [
@@ -33,7 +33,11 @@ __all__ = [
     "OutboxAlerts",
     "lifecycle_policy",
     "saturation_conditions",
+    "source_unavailable_alert",
+    "source_unavailable_key",
 ]
+
+SOURCE_UNAVAILABLE_ALERTNAME = "SurgecastSourceUnavailable"
 
 # the alarm debouncer re-arms after this many quiet minutes (surgecast.detection._REARM): an
 # episode that is over for the debouncer is over for Alertmanager too
@@ -235,3 +239,83 @@ def _minutes_until(
     if over.empty:
         return 0.0
     return max((over["ds"].min() - now).total_seconds() / 60.0, 0.0)
+
+
+def _source_labels(source: str, env: str) -> dict[str, str]:
+    # 'source' is every alert's origin (surgecast); the metrics source is 'datasource'
+    return {
+        "alertname": SOURCE_UNAVAILABLE_ALERTNAME,
+        "service": "surgecast",
+        "datasource": source,
+        "severity": "critical",
+        "source": "surgecast",
+        "env": env,
+    }
+
+
+def source_unavailable_key(source: str, env: str = "prod") -> str:
+    """The dedup key of ``source``'s unavailable alert (to hold it on ticks that skip it)."""
+    return dedup_key(_source_labels(source, env))
+
+
+def source_unavailable_alert(
+    *, source: str, error: str, at: pd.Timestamp, series: int, env: str = "prod"
+) -> dict[str, Any]:
+    """A metrics source could not be reached: recommendations are held and marked stale.
+
+    Example:
+        >>> a = source_unavailable_alert(source="prometheus", error="connection refused",
+        ...     at=pd.Timestamp("2026-11-28 19:50", tz="UTC"), series=19)
+        >>> a["labels"]["alertname"], a["labels"]["datasource"], a["annotations"]["summary"]
+        ('SurgecastSourceUnavailable', 'prometheus', 'metrics source prometheus unavailable')
+    """
+    return {
+        "labels": _source_labels(source, env),
+        "annotations": {
+            "summary": f"metrics source {source} unavailable",
+            "description": (
+                f"{series} series could not be collected from {source} at {iso_utc(at)}: "
+                f"{error[:500]}. Recommendations are held (never lowered) and marked stale "
+                "until it is back; the gap is filled then"
+            ),
+            "series": str(series),
+        },
+        "startsAt": iso_utc(at),
+    }
+
+
+MODEL_FAILURE_ALERTNAME = "SurgecastModelFailure"
+
+
+def model_failure_alert(
+    *, unique_id: str, error: str, at: pd.Timestamp, env: str = "prod"
+) -> dict[str, Any]:
+    """A series' forecaster failed this tick (the floor or a hold took over).
+
+    Example:
+        >>> a = model_failure_alert(unique_id="payments:deposits_per_second",
+        ...     error="LinAlgError: SVD did not converge", at=pd.Timestamp("2026-11-28", tz="UTC"))
+        >>> a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"]
+        ('SurgecastModelFailure', 'payments', 'warning')
+    """
+    service = unique_id.partition(":")[0]
+    return {
+        "labels": {
+            "alertname": MODEL_FAILURE_ALERTNAME,
+            "service": service,
+            "series": unique_id,
+            "severity": "warning",
+            "source": "surgecast",
+            "env": env,
+        },
+        "annotations": {
+            "summary": f"{service}: forecasting failed for {unique_id}",
+            "description": (
+                f"the forecaster of {unique_id} failed at {iso_utc(at)}: {error[:500]}. The "
+                "seasonal-naive floor (or a hold of the last recommendation) is used until it "
+                "recovers; retrain or roll back the model"
+            ),
+        },
+        "startsAt": iso_utc(at),
+    }
+

@@ -1,19 +1,53 @@
 """The HTTP API (FastAPI). Build it with :func:`create_app`; nothing is created at import time.
 
-Errors of the :mod:`surgecast.errors` tree map to HTTP codes in one handler: ``DataError`` 422,
-``NotFound`` 404, ``SourceUnavailable`` / ``StoreError`` 503, anything else of the tree 500.
+Routes live in three modules: this one (health, current recommendations, series points),
+:mod:`surgecast.api_reads` (KEDA scaling contract, ``/metrics``, paged read views) and
+:mod:`surgecast.api_writes` (operator actions). Bearer-token auth: :mod:`surgecast.api_auth`.
+
+Errors map to HTTP codes in one place, always as ``{"detail": [{"msg", "type", "loc"?}]}``::
+
+    DataError (and BadParameter)   422   loc names the offending parameter
+    NotFound                       404
+    AuthError                      401 missing/invalid token, 403 scope too low
+    Conflict                       409
+    SourceUnavailable, StoreError  503
+    any other SurgecastError       500
 """
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from surgecast.api_auth import AuthError, TokenAuth
+from surgecast.api_common import (
+    MAX_RANGE,
+    ApiContext,
+    BadParameter,
+    EventsProvider,
+    IsoTime,
+    json_value,
+    present_recommendation,
+    time_range,
+)
+from surgecast.api_models import (
+    ErrorBody,
+    Health,
+    PointsResponse,
+    Readiness,
+    Recommendation,
+    SeriesSummary,
+)
+from surgecast.api_reads import read_router
+from surgecast.api_scaling import ScalingView
+from surgecast.api_writes import Conflict, RetrainTrigger, write_router
 from surgecast.clock import Clock, system_clock
 from surgecast.config import Settings
 from surgecast.errors import (
@@ -28,38 +62,20 @@ from surgecast.store import Store
 
 __all__ = ["MAX_POINTS_RANGE", "create_app"]
 
-MAX_POINTS_RANGE = pd.Timedelta(days=31)
+MAX_POINTS_RANGE = MAX_RANGE
 _STATUS = {DataError: 422, NotFound: 404, SourceUnavailable: 503, StoreError: 503}
+_404: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "unknown service or series"}
+}
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp | datetime):
-        ts = pd.Timestamp(value)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        return ts.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
-        return _json_value(value.item())
-    return value
-
-
-def _utc(value: datetime | None) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, loc: list[str] | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     detail: dict[str, Any] = {"msg": message, "type": "surgecast_error"}
-    if field:
-        detail["loc"] = ["query", field]
-    return JSONResponse(status_code=status, content={"detail": [detail]})
+    if loc:
+        detail["loc"] = loc
+    return JSONResponse(status_code=status, content={"detail": [detail]}, headers=headers)
 
 
 def create_app(
@@ -67,14 +83,26 @@ def create_app(
     store: Store,
     state: ServiceState | None = None,
     clock: Clock = system_clock,
+    *,
+    calendar: EventsProvider | None = None,
+    retrain: Callable[[], Mapping[str, str]] | None = None,
 ) -> FastAPI:
     """Build the API over ``store``.
 
     Args:
-        settings: the service settings.
+        settings: the service settings (``settings.api``: tokens, read protection, cache).
         store: where ticks write.
-        state: this process's tick state, if it runs the scheduler (shown by /readyz).
+        state: this process's tick state, if it runs the scheduler (shown by /readyz; a finished
+            tick refreshes the scaling answers at once).
         clock: the clock the ticks use (an accelerated demo clock runs ahead of the wall).
+        calendar: the fixtures calendar (for /v1/fixtures; registered events are added).
+        retrain: the retrain job, if this process runs the scheduler (POST /v1/retrain).
+
+    Example:
+        >>> from fastapi.testclient import TestClient
+        >>> app = create_app(Settings(), Store("sqlite://"))
+        >>> TestClient(app).get("/healthz").json()
+        {'status': 'ok'}
     """
     app = FastAPI(
         title="surgecast",
@@ -82,25 +110,47 @@ def create_app(
         description="Predictive capacity and anomaly detection for betting platforms.",
     )
     services = sorted(settings.services)
+    auth = TokenAuth(settings.api)
+    view = ScalingView(settings, store, state, clock)
+    ctx = ApiContext(settings, store, state, view, auth, calendar)
+    app.state.context = ctx
 
     @app.exception_handler(SurgecastError)
     async def _surgecast_error(request: Request, exc: SurgecastError) -> JSONResponse:
+        if isinstance(exc, BadParameter):
+            return _error(422, str(exc), [exc.where, exc.field])
         status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
-        return _error(status, str(exc))
+        return _error(status, str(exc), ["request"] if status == 422 else None)
 
-    def present(rec: dict[str, Any], now: pd.Timestamp) -> dict[str, Any]:
-        out = _json_value(dict(rec))
-        valid_until = _utc(rec.get("valid_until"))
-        # a recommendation past its validity is stale whatever it said when written
-        out["stale"] = bool(rec.get("stale")) or (valid_until is not None and now > valid_until)
-        return out
+    @app.exception_handler(AuthError)
+    async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.message, headers=headers)
 
-    @app.get("/healthz", tags=["health"])
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow lists every method of the path, not of one route
+            methods = {
+                m for r in app.router.routes if isinstance(r, APIRoute)
+                and r.matches(request.scope)[0] != Match.NONE for m in (r.methods or ())
+            }  # fmt: skip
+            headers["Allow"] = ", ".join(sorted(methods))
+        return _error(exc.status_code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz", tags=["health"], response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "not ready (problems says why)"}},
+    )  # fmt: skip
     def readyz() -> JSONResponse:
         """Readiness: the store answers and the last tick is recent."""
         problems: list[str] = []
@@ -113,7 +163,7 @@ def create_app(
         now = pd.Timestamp.now(tz="UTC")
         age = None
         if last is not None:
-            age = (now - _utc(last["finished_at"])).total_seconds()  # type: ignore[operator]
+            age = (now - last["finished_at"]).total_seconds()
             if age > 3 * settings.tick_interval_seconds + 60:
                 problems.append(f"last tick finished {age:.0f} s ago")
         elif not problems:
@@ -124,11 +174,10 @@ def create_app(
             "last_tick_age_s": age,
             "process": state.snapshot() if state else None,
         }
-        return JSONResponse(status_code=200 if not problems else 503, content=_json_value(body))
+        return JSONResponse(status_code=200 if not problems else 503, content=json_value(body))
 
-    def now_utc() -> pd.Timestamp:
-        ts = pd.Timestamp(clock())
-        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    read_deps = auth.read_dependencies()
+    read_responses = auth.read_responses()
 
     def current(now: pd.Timestamp) -> dict[str, dict[str, Any]]:
         """Newest recommendation per known service made at or before ``now``."""
@@ -136,7 +185,7 @@ def create_app(
         for rec in store.latest_recommendations():
             if rec["service"] not in services:
                 continue
-            if _utc(rec["at"]) > now:  # type: ignore[operator]
+            if rec["at"] > now:
                 # written for a later time (a replay or a demo clock): serve what held at now
                 older = store.recommendation_history(rec["service"], end=now, limit=1)
                 if not older:
@@ -145,49 +194,54 @@ def create_app(
             out[rec["service"]] = rec
         return out
 
-    @app.get("/v1/recommendations", tags=["recommendations"])
+    @app.get(
+        "/v1/recommendations", tags=["recommendations"], response_model=list[Recommendation],
+        dependencies=read_deps, responses=read_responses,
+    )  # fmt: skip
     def recommendations() -> list[dict[str, Any]]:
         """The newest recommendation of every service."""
-        now = now_utc()
-        return [present(r, now) for _, r in sorted(current(now).items())]
+        now = view.now()
+        return [present_recommendation(r, now) for _, r in sorted(current(now).items())]
 
-    @app.get("/v1/recommendations/{service}", tags=["recommendations"])
+    @app.get(
+        "/v1/recommendations/{service}", tags=["recommendations"], response_model=Recommendation,
+        dependencies=read_deps, responses={**read_responses, **_404},
+    )  # fmt: skip
     def recommendation(service: str) -> dict[str, Any]:
         """The newest recommendation of one service (404 if the service is unknown)."""
         if service not in services:
             raise NotFound(f"unknown service {service!r}; known services: {', '.join(services)}")
-        now = now_utc()
+        now = view.now()
         rec = current(now).get(service)
         if rec is None:
             raise NotFound(f"no recommendation for {service!r} yet; the first tick has not finished")
-        return present(rec, now)
+        return present_recommendation(rec, now)
 
-    @app.get("/v1/series", tags=["series"])
+    @app.get(
+        "/v1/series", tags=["series"], response_model=list[SeriesSummary],
+        dependencies=read_deps, responses=read_responses,
+    )  # fmt: skip
     def series() -> list[dict[str, Any]]:
         """Every series in the store with its first and last point and point count."""
         summary = store.series_summary()
-        return [_json_value(row) for row in summary.to_dict(orient="records")]
+        return [json_value(row) for row in summary.to_dict(orient="records")]
 
-    @app.get("/v1/series/{unique_id}/points", tags=["series"])
+    @app.get(
+        "/v1/series/{unique_id}/points", tags=["series"], response_model=PointsResponse,
+        dependencies=read_deps, responses={**read_responses, **_404},
+    )  # fmt: skip
     def points(
         unique_id: str,
-        start: datetime | None = Query(None, description="inclusive, ISO 8601; default end - 24 h"),
-        end: datetime | None = Query(None, description="exclusive, ISO 8601; default now"),
+        start: IsoTime | None = Query(None, description="inclusive, ISO 8601; default end - 24 h"),
+        end: IsoTime | None = Query(None, description="exclusive, ISO 8601; default now"),
         limit: int = Query(10_000, ge=1, le=100_000, description="at most this many points"),
     ) -> dict[str, Any]:
         """Points of one series in ``[start, end)``, at most 31 days per request."""
         if store.read_points(unique_id, limit=1).empty:
             raise NotFound(f"unknown series {unique_id!r}; GET /v1/series lists the known ones")
-        end_ts = _utc(end) or now_utc()
-        start_ts = _utc(start) or end_ts - pd.Timedelta(hours=24)
-        if start_ts >= end_ts:
-            return _error(422, "start must be before end", "start")  # type: ignore[return-value]
-        if end_ts - start_ts > MAX_POINTS_RANGE:
-            return _error(  # type: ignore[return-value]
-                422,
-                "the range start..end may span at most 31 days; page through longer ranges",
-                "end",
-            )
+        start_ts, end_ts = time_range(
+            start, end, now=view.now(), default_span=pd.Timedelta(hours=24)
+        )
         frame = store.read_points(unique_id, start=start_ts, end=end_ts, limit=limit + 1)
         truncated = len(frame) > limit
         frame = frame.iloc[:limit]
@@ -197,9 +251,11 @@ def create_app(
             "end": end_ts.isoformat(),
             "truncated": truncated,
             "points": [
-                {"ds": ds.isoformat(), "y": _json_value(float(y))}
+                {"ds": ds.isoformat(), "y": json_value(float(y))}
                 for ds, y in zip(frame["ds"], frame["y"], strict=True)
             ],
         }
 
+    app.include_router(read_router(ctx))
+    app.include_router(write_router(ctx, RetrainTrigger(retrain)))
     return app

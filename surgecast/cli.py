@@ -250,6 +250,7 @@ def config_check(
 
 def _register_commands() -> None:
     from surgecast.backtest_cli import register as register_backtest
+    from surgecast.collectors_cli import register as register_collectors
     from surgecast.detect_cli import register as register_detect
     from surgecast.forecast_cli import register as register_forecast
     from surgecast.replay_cli import register as register_replay
@@ -258,6 +259,7 @@ def _register_commands() -> None:
     register_backtest(app)
     register_detect(app)
     register_replay(app)
+    register_collectors(app, simulate_app)
 
 
 _register_commands()

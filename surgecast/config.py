@@ -18,7 +18,15 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import pandas as pd
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from surgecast.errors import ConfigError
@@ -26,8 +34,10 @@ from surgecast.errors import ConfigError
 __all__ = [
     "AlertingSettings",
     "ApiSettings",
+    "ApiToken",
     "DashboardSettings",
     "DetectSettings",
+    "FileSource",
     "ForecastSettings",
     "PrometheusSource",
     "SeriesSettings",
@@ -72,14 +82,53 @@ class PrometheusSource(_Model):
     """A Prometheus (or PromQL-compatible) server."""
 
     type: Literal["prometheus"] = "prometheus"
-    url: str = "http://127.0.0.1:9090"
+    url: str = Field("http://127.0.0.1:9090", description="base URL, without /api/v1")
+    step: Step = Field("1min", description="query step (whole seconds); series points land on it")
+    timeout_seconds: float = Field(10.0, gt=0, description="per HTTP request")
+    bearer_token: str | None = Field(None, description="sent as Authorization: Bearer ...")
+    bearer_token_file: str | None = Field(None, description="read the token from this file")
+    basic_auth_username: str | None = None
+    basic_auth_password: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. X-Scope-OrgID")
+    verify_tls: bool = Field(True, description="verify the server certificate")
+    ca_file: str | None = Field(None, description="CA bundle for the server certificate")
+    cert_file: str | None = Field(None, description="client certificate (mutual TLS)")
+    key_file: str | None = Field(None, description="client key, if not inside cert_file")
+    retries: int = Field(2, ge=0, le=10, description="retries of a failed request")
+    backoff_seconds: float = Field(0.5, ge=0, description="first retry wait; doubles each time")
+    breaker_failures: int = Field(3, ge=1, description="failed fetches in a row that open the breaker")
+    breaker_reset_seconds: float = Field(30.0, ge=0, description="then one trial fetch after this")
+    max_points_per_query: int = Field(10_000, ge=2, le=11_000, description="Prometheus allows 11,000")
+    fixtures_file: str | None = Field(
+        None, description="fixtures calendar (CSV/JSON) of this platform: known future events"
+    )
+
+    @model_validator(mode="after")
+    def _auth(self) -> PrometheusSource:
+        if (self.bearer_token or self.bearer_token_file) and self.basic_auth_username:
+            raise ValueError("give either a bearer token or basic auth, not both")
+        if self.bearer_token and self.bearer_token_file:
+            raise ValueError("give bearer_token or bearer_token_file, not both")
+        if (self.basic_auth_password is not None) and not self.basic_auth_username:
+            raise ValueError("basic_auth_password needs basic_auth_username")
+        if pd.Timedelta(self.step).total_seconds() % 1:
+            raise ValueError(f"step {self.step!r} must be a whole number of seconds")
+        return self
+
+
+class FileSource(_Model):
+    """Series from a CSV or Parquet file (``unique_id,ds,y``, or ``timestamp,value`` for one
+    series), re-read when it changes; optionally a fixtures calendar beside it."""
+
+    type: Literal["file"] = "file"
+    path: str = Field(description="CSV or Parquet file")
     step: Step = "1min"
-    timeout_seconds: float = Field(10.0, gt=0)
-    bearer_token: str | None = None
-    verify_tls: bool = True
+    fixtures_file: str | None = Field(None, description="fixtures calendar (CSV/JSON)")
 
 
-SourceSettings = Annotated[SimulatorSource | PrometheusSource, Field(discriminator="type")]
+SourceSettings = Annotated[
+    SimulatorSource | PrometheusSource | FileSource, Field(discriminator="type")
+]
 
 
 class SeriesSettings(_Model):
@@ -91,7 +140,10 @@ class SeriesSettings(_Model):
     simulator: str | None = Field(
         None, description="simulator series name (default service:metric)"
     )
+    # PromQL of a prometheus source; with service: '{label}' one query yields a series per
+    # configured service, named from that label (surgecast/prometheus_source.py)
     promql: str | None = None
+    counter: bool = False  # promql returns a raw counter: convert it to a per-second rate
 
     @property
     def unique_id(self) -> str:
@@ -131,6 +183,9 @@ class ServiceSettings(_Model):
     scale_down_stabilization_seconds: int = Field(
         300, ge=0, description="scale down only to the highest count wanted in this window"
     )
+    scale_down_cooldown_seconds: int = Field(
+        0, ge=0, description="at least this long between two scale-downs (scale-ups never wait)"
+    )
     traffic_classes: list[TrafficClassSettings] = Field(
         default_factory=lambda: [TrafficClassSettings(name="all", priority="critical", share=1.0)],
         description="how the load splits by priority, for throttling advice",
@@ -155,9 +210,43 @@ class StoreSettings(_Model):
     url: str = "sqlite:///./var/surgecast.db"
 
 
+class ApiToken(_Model):
+    """One bearer token of the API (``Authorization: Bearer <token>``)."""
+
+    name: str = Field(min_length=1, description="who holds it (shown in the audit log)")
+    token: SecretStr = Field(description="the secret; at least 16 characters")
+    scope: Literal["read", "operator"] = Field(
+        "read", description="read: GET endpoints; operator: also the write endpoints"
+    )
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> ApiToken:
+        if len(self.token.get_secret_value()) < 16:
+            raise ValueError(f"token {self.name!r} is shorter than 16 characters; use a random one")
+        return self
+
+
 class ApiSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    tokens: list[ApiToken] = Field(
+        default_factory=list,
+        description="bearer tokens (env: SURGECAST_API__TOKENS as a JSON list); none: no writes",
+    )
+    read_requires_token: bool = Field(
+        False, description="GET endpoints (also /metrics, /v1/scaling) need a read or operator token"
+    )
+    scaling_cache_seconds: float = Field(
+        5.0, ge=0, description="refresh the in-memory scaling answers this often (0: every request)"
+    )
+
+    @model_validator(mode="after")
+    def _unique_tokens(self) -> ApiSettings:
+        names = [t.name for t in self.tokens]
+        secrets = [t.token.get_secret_value() for t in self.tokens]
+        if len(set(names)) != len(names) or len(set(secrets)) != len(secrets):
+            raise ValueError("api.tokens need unique names and unique tokens")
+        return self
 
 
 class DashboardSettings(_Model):
@@ -197,6 +286,11 @@ class DetectSettings(_Model):
     threshold: float = Field(4.0, gt=0)
     history_days: float = Field(7, gt=0)
     absent_grace_steps: int = Field(3, ge=0, description="missing points before 'absent'")
+    multivariate: bool = Field(
+        False,
+        description="add the per-service IsolationForest detector (off: it found nothing the "
+        "others missed in bench_incidents and doubled the alarms)",
+    )
     rescore_minutes: int = Field(
         60, ge=1, description="at most this much recent history is scored after a backfill"
     )

@@ -21,14 +21,18 @@ import pandas as pd
 from actions import CapacityBounds, describe_plan, plan_replicas
 from actions.policy import ScaleGuard
 from actions.throttle import TrafficClass, overload_window, throttle_plan
-from collectors import Collector, SeriesRequest
+from collectors import Collector, CollectorUnavailable, SeriesRequest
 from models.forecasting.catalog import CATALOG
 from surgecast.alert_state import (
     AnomalyConditions,
     OutboxAlerts,
     lifecycle_policy,
+    model_failure_alert,
     saturation_conditions,
+    source_unavailable_alert,
+    source_unavailable_key,
 )
+from surgecast.api_overrides import active_by_service, apply_override
 from surgecast.clock import Clock, system_clock
 from surgecast.config import SeriesSettings, ServiceSettings, Settings
 from surgecast.detection import DetectionSuite
@@ -141,7 +145,9 @@ class Pipeline:
             else None
         )
         dcfg = settings.detect
-        self.detection = DetectionSuite(dcfg.detector, dcfg.threshold, dcfg.absent_grace_steps)
+        self.detection = DetectionSuite(
+            dcfg.detector, dcfg.threshold, dcfg.absent_grace_steps, multivariate=dcfg.multivariate
+        )
         self._platform_mark: pd.Timestamp | None = None
         self._calendar: pd.DataFrame | None = None
         self._forecasts: dict[str, pd.DataFrame] = {}
@@ -156,6 +162,8 @@ class Pipeline:
         self.anomaly_conditions = AnomalyConditions(env=settings.alerting.env)
         # per service: stabilisation window and step limits across ticks
         self._guards: dict[str, ScaleGuard] = {}
+        # series whose source could not be reached this tick: their plans are stale
+        self._unavailable: dict[str, str] = {}
         ecfg = settings.executors
         self.executor = WebhookExecutor(
             ecfg.webhook_urls, dry_run=ecfg.dry_run, timeout_s=ecfg.timeout_seconds
@@ -195,6 +203,7 @@ class Pipeline:
             ("forecast", lambda: self._forecast(now, report)),
             ("plan", lambda: self._plan(now, report)),
             ("alert", lambda: self._saturation_alerts(now, report)),
+            ("alert-model", lambda: self._model_failure_alerts(now, report)),
             ("execute", lambda: self._execute(now, report)),
         ]
         for name, run in stages:
@@ -232,6 +241,8 @@ class Pipeline:
         backfill_start = now - pd.Timedelta(days=self.settings.backfill_days)
         total = len(self.series)
         fresh: list[pd.DataFrame] = []
+        self._unavailable = {}
+        reached: set[str] = set()
         for i, series in enumerate(self.series):
             uid = series.unique_id
             if self.stop_requested.is_set():
@@ -245,6 +256,8 @@ class Pipeline:
                     continue
                 report.fetched_from[uid] = start
                 raw = self.collectors[series.source].fetch(SeriesRequest(uid, series.query), start, now)
+                reached.add(series.source)
+                report.repairs.extend(raw.attrs.get("repairs", []))
                 checked = validate_series(raw, source=f"{series.source}:{uid}")
                 frame = checked.frame
                 frame = frame[(frame["ds"] >= start) & (frame["ds"] < now) & (frame["unique_id"] == uid)]
@@ -252,6 +265,9 @@ class Pipeline:
                 report.points[uid] = len(frame)
                 if len(frame):
                     fresh.append(frame)
+            except CollectorUnavailable as exc:  # the source is down: hold plans, alert
+                self._unavailable[uid] = str(exc)  # the collector's message names source and URL
+                report.error("collect", uid, exc)
             except Exception as exc:
                 report.error("collect", uid, exc)
             if progress is not None:
@@ -260,6 +276,31 @@ class Pipeline:
             self._store_points(fresh, report)
         self.history.load_missing(self.store, [s.unique_id for s in self.series], now)
         self.history.trim(now)
+        self._source_alerts(now, reached, report)
+
+    def _source_alerts(self, now: pd.Timestamp, reached: set[str], report: TickReport) -> None:
+        """'Source unavailable' for each source this tick could not reach; it resolves on the
+        first tick that reaches it again (a source with nothing to fetch keeps its state)."""
+        env = self.settings.alerting.env
+        by_source = {s.unique_id: s.source for s in self.series}
+        down: dict[str, list[str]] = {}
+        for uid in self._unavailable:
+            down.setdefault(by_source[uid], []).append(uid)
+        active = [
+            source_unavailable_alert(
+                source=name, error=self._unavailable[uids[0]], at=now, series=len(uids), env=env
+            )
+            for name, uids in sorted(down.items())
+        ]
+        held = {
+            source_unavailable_key(name, env)
+            for name in self.collectors
+            if name not in down and name not in reached
+        }
+        enqueued, errors = self.alerts.publish("source", active, now, held=held)
+        report.alerts += enqueued
+        for key, exc in errors:
+            report.error("alert", key, exc)
 
     def _store_points(self, fresh: list[pd.DataFrame], report: TickReport) -> None:
         """Upsert the tick's points in one transaction; if that fails, series by series."""
@@ -367,6 +408,24 @@ class Pipeline:
         for url, message in result.errors:
             report.error("execute", url, RuntimeError(message))
 
+    def _model_failure_alerts(self, now: pd.Timestamp, report: TickReport) -> None:
+        """'Model failure' per series whose forecaster failed this tick; resolves when it
+        forecasts again."""
+        failed = {
+            e["subject"]: e["error"]
+            for e in report.errors
+            if e["stage"] == "forecast" and ":" in e["subject"]
+        }
+        env = self.settings.alerting.env
+        active = [
+            model_failure_alert(unique_id=uid, error=error, at=now, env=env)
+            for uid, error in sorted(failed.items())
+        ]
+        enqueued, errors = self.alerts.publish("model", active, now)
+        report.alerts += enqueued
+        for key, exc in errors:
+            report.error("alert", key, exc)
+
     def _saturation_alerts(self, now: pd.Timestamp, report: TickReport) -> None:
         """Predicted saturation per service from this tick's plans (fire, re-send, resolve)."""
         active, unknown = saturation_conditions(
@@ -457,9 +516,18 @@ class Pipeline:
 
     def _plan(self, now: pd.Timestamp, report: TickReport) -> None:
         previous = {r["service"]: r for r in self.store.latest_recommendations()}
+        try:  # operator overrides (POST /v1/overrides) in force at this tick
+            overrides = active_by_service(self.store.overrides(active_at=now, limit=1000))
+        except Exception as exc:  # unreadable overrides must not stop the plan
+            report.error("plan", "overrides", exc)
+            overrides = {}
         for name, svc in self.services().items():
             try:
                 rec = self.recommend(name, svc, now, previous.get(name))
+                last = previous.get(name)
+                rec = apply_override(
+                    rec, overrides.get(name), int(last["recommended_replicas"]) if last else None
+                )
                 self.store.save_recommendation(rec)
                 report.recommendations.append(rec)
             except Exception as exc:
@@ -500,6 +568,8 @@ class Pipeline:
             )
         if forecast.empty:
             stale_reasons.append("no fresh forecast (model failed or no history)")
+        if uid in self._unavailable:
+            stale_reasons.append(f"source unavailable ({self._unavailable[uid][:200]})")
         previous_replicas = int(previous["recommended_replicas"]) if previous else None
         inputs: dict[str, Any] = {
             "load_series": uid,
@@ -559,6 +629,11 @@ class Pipeline:
             reason += (
                 f"; holding {recommended} replicas: scale-down stabilisation "
                 f"({svc.scale_down_stabilization_seconds} s window)"
+            )
+        elif decision.rule == "cooldown":
+            reason += (
+                f"; holding {recommended} replicas: scale-down cooldown "
+                f"({svc.scale_down_cooldown_seconds} s between scale-downs)"
             )
         elif decision.rule in ("max_step_up", "max_step_down"):
             reason += f"; step limited to {recommended} replicas ({decision.rule})"
@@ -627,6 +702,7 @@ class Pipeline:
                 stabilization_s=float(svc.scale_down_stabilization_seconds),
                 max_step_up=svc.max_step_up,
                 max_step_down=svc.max_step_down,
+                scale_down_cooldown_s=float(svc.scale_down_cooldown_seconds),
             )
             if previous is not None:
                 guard.seed(

@@ -18,11 +18,13 @@ from types import FrameType
 import uvicorn
 
 from surgecast.api import create_app
+from surgecast.api_common import EventsProvider, attach_registered_events
 from surgecast.clock import system_clock
 from surgecast.config import Settings
+from surgecast.errors import ConfigError
 from surgecast.scheduler import ServiceState, build_scheduler
 from surgecast.store import Store
-from surgecast.wiring import build_pipeline
+from surgecast.wiring import build_pipeline, build_sources
 
 __all__ = ["dashboard_command", "run_api", "run_scheduler", "run_service"]
 
@@ -65,6 +67,15 @@ def _stop_child(child: subprocess.Popen[bytes] | None) -> None:
         child.wait(timeout=5)
 
 
+def _calendar(settings: Settings) -> EventsProvider | None:
+    """The fixtures calendar of an API-only process (the simulator's, if it is the source)."""
+    try:
+        sources = build_sources(settings)
+    except ConfigError:
+        return None
+    return sources.events if sources.simulators else None
+
+
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -77,7 +88,11 @@ def run_service(
     state = ServiceState()
     pipeline = build_pipeline(settings, store) if with_scheduler else None
     scheduler = build_scheduler(pipeline, settings, state) if pipeline is not None else None
-    app = create_app(settings, store, state, clock=pipeline.clock if pipeline else system_clock)
+    calendar = attach_registered_events(pipeline, store) if pipeline else _calendar(settings)
+    app = create_app(
+        settings, store, state, clock=pipeline.clock if pipeline else system_clock,
+        calendar=calendar, retrain=pipeline.retrain if pipeline else None,
+    )  # fmt: skip
     config = uvicorn.Config(
         app, host=settings.api.host, port=settings.api.port, log_level="info", access_log=False
     )
@@ -115,6 +130,7 @@ def run_scheduler(settings: Settings) -> int:
     store = Store(settings.store.url)
     state = ServiceState()
     pipeline = build_pipeline(settings, store)
+    attach_registered_events(pipeline, store)
     scheduler = build_scheduler(pipeline, settings, state)
     stop = threading.Event()
 

@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 
 from surgecast.errors import DataError, NotFound
-from surgecast.store_base import StoreBase, check_limit, where_range
+from surgecast.store_base import check_limit, where_range
 from surgecast.store_codec import (
     TimestampLike,
     decode_json,
@@ -19,6 +19,7 @@ from surgecast.store_codec import (
     optional_ns,
     to_ns,
 )
+from surgecast.store_operator import OperatorStore
 from surgecast.store_schema import (
     ALERT_DELIVERED,
     ALERT_FAILED,
@@ -33,7 +34,7 @@ from surgecast.store_schema import (
 __all__ = ["AUDIT_KINDS", "RECOMMENDATION_FIELDS", "RecordStore"]
 
 # what the audit log records: every decision surgecast takes, with its inputs and reason
-AUDIT_KINDS = ("recommendation", "throttle", "alert", "replay")
+AUDIT_KINDS = ("recommendation", "throttle", "alert", "replay", "operator")
 
 # field -> required?  Unknown keys are refused so a typo cannot silently drop data.
 RECOMMENDATION_FIELDS = {
@@ -60,8 +61,9 @@ _TIME_COLUMNS = {
 _JSON_COLUMNS = {"inputs", "payload", "metadata", "summary"}
 
 
-class RecordStore(StoreBase):
-    """Recommendations, alerts, models and ticks; see :class:`surgecast.store.Store`."""
+class RecordStore(OperatorStore):
+    """Recommendations, alerts, models and ticks (and, from :class:`OperatorStore`, operator
+    decisions and the API's reads); see :class:`surgecast.store.Store`."""
 
     # -- recommendations ---------------------------------------------------------------------
     def save_recommendation(self, rec: Mapping[str, Any]) -> None:

@@ -32,7 +32,10 @@ __all__ = [
     "metadata",
     "model_registry",
     "points",
+    "anomaly_acks",
+    "operator_overrides",
     "recommendations",
+    "registered_events",
     "tick_runs",
 ]
 
@@ -170,4 +173,52 @@ tick_runs = Table(
     Column("ok", Boolean, nullable=False),
     Column("summary", Text, nullable=False),
     Index("ix_tick_runs_started", "started_at"),
+)
+
+# operator decisions written through the API (surgecast.store_operator)
+operator_overrides = Table(
+    "operator_overrides",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service", Key, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("replicas", Integer),
+    Column("starts_at", Nanos, nullable=False),
+    Column("ends_at", Nanos, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Nanos, nullable=False),
+    Column("cancelled_at", Nanos),
+    Index("ix_overrides_service_ends", "service", "ends_at"),
+)
+
+anomaly_acks = Table(
+    "anomaly_acks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("action", String(16), nullable=False),
+    Column("unique_id", Key, nullable=False),
+    Column("kind", String(50)),
+    Column("ds", Nanos),
+    Column("until", Nanos),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Nanos, nullable=False),
+    Index("ix_anomaly_acks_uid", "unique_id", "created_at"),
+)
+
+registered_events = Table(
+    "registered_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("starts_at", Nanos, nullable=False),
+    Column("ends_at", Nanos, nullable=False),
+    Column("sport", String(100), nullable=False),
+    Column("competition", String(200), nullable=False),
+    Column("importance", Double, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Nanos, nullable=False),
+    Index("ix_registered_events_range", "starts_at", "ends_at"),
 )

@@ -6,15 +6,20 @@ every test builds its own objects from its own settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from collectors import Collector, SimulatedCollector
 from surgecast.clock import Clock, accelerated_clock, system_clock
-from surgecast.config import PrometheusSource, SeriesSettings, Settings, SimulatorSource
-from surgecast.errors import ConfigError
+from surgecast.config import (
+    FileSource,
+    PrometheusSource,
+    SeriesSettings,
+    Settings,
+    SimulatorSource,
+)
 from surgecast.pipeline import Pipeline
 from surgecast.store import Store
 
@@ -28,9 +33,11 @@ class Sources:
     collectors: dict[str, Collector]
     simulators: dict[str, Any]
     clock: Clock
+    calendars: list[Any] = field(default_factory=list)  # FixturesCollector per fixtures_file
 
     def events(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         frames = [sim.fixtures(start, end) for sim in self.simulators.values()]
+        frames += [calendar.events(start, end) for calendar in self.calendars]
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -48,6 +55,7 @@ def make_simulator(source: SimulatorSource) -> Any:
 def build_sources(settings: Settings) -> Sources:
     collectors: dict[str, Collector] = {}
     simulators: dict[str, Any] = {}
+    calendars: list[Any] = []
     speeds = []
     for name, source in settings.sources.items():
         if isinstance(source, SimulatorSource):
@@ -56,19 +64,29 @@ def build_sources(settings: Settings) -> Sources:
             collectors[name] = SimulatedCollector(sim)
             speeds.append(source.speed)
         elif isinstance(source, PrometheusSource):
-            raise ConfigError(
-                f"sources.{name}: the Prometheus collector is not available in this version; "
-                "use the simulator source for now"
-            )
+            from surgecast.prometheus_source import prometheus_collector
+
+            collectors[name] = prometheus_collector(name, source, settings.series or [])
+        elif isinstance(source, FileSource):
+            from collectors.files import FileCollector
+
+            collectors[name] = FileCollector(source.path, name=name)
+        fixtures_file = getattr(source, "fixtures_file", None)
+        if fixtures_file:
+            from collectors.files import FixturesCollector
+
+            calendars.append(FixturesCollector(fixtures_file))
     speed = max(speeds, default=1.0)
     clock = system_clock if speed == 1.0 else accelerated_clock(speed)
-    return Sources(collectors, simulators, clock)
+    return Sources(collectors, simulators, clock, calendars)
 
 
 def resolve_series(settings: Settings, sources: Sources) -> list[SeriesSettings]:
     """The configured series, or by default every series of every simulator source."""
     if settings.series is not None:
-        return list(settings.series)
+        from surgecast.prometheus_source import expand_series
+
+        return expand_series(settings.series, settings.services)
     resolved = []
     for name, sim in sources.simulators.items():
         for uid in sim.series_ids():
@@ -86,6 +104,6 @@ def build_pipeline(settings: Settings, store: Store, *, clock: Clock | None = No
         store,
         sources.collectors,
         resolve_series(settings, sources),
-        events=sources.events if sources.simulators else None,
+        events=sources.events if sources.simulators or sources.calendars else None,
         clock=clock or sources.clock,
     )

@@ -101,14 +101,15 @@ def test_tick_refuses_a_future_time(tmp_path):
     assert "is in the future" in result.output
 
 
-def test_scheduler_with_an_unsupported_source_fails_in_one_line(tmp_path):
+def test_scheduler_with_a_broken_source_fails_in_one_line(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(
-        "sources:\n  prom: {type: prometheus, url: 'http://127.0.0.1:1'}\n"
+        "sources:\n  prom: {type: prometheus, url: 'http://127.0.0.1:1', "
+        f"bearer_token_file: '{tmp_path / 'missing-token'}'}}\n"
         "series:\n  - {service: a, metric: b, source: prom, promql: 'up'}\n"
         f"store: {{url: 'sqlite:///{tmp_path / 't.db'}'}}\n"
     )
     result = runner.invoke(app, ["scheduler", "--config", str(config)])
     assert result.exit_code == 2
-    assert "Prometheus collector is not available" in result.output
+    assert "sources.prom.bearer_token_file: cannot read" in result.output
     assert "Traceback" not in result.output

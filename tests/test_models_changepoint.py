@@ -1,6 +1,7 @@
 """ChangePoint (models/anomaly/changepoint.py): CUSUM maths, drifts, load adjustment, state."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.anomaly.changepoint import ChangePoint, cusum, latency_load_series, load_reference
+from models.anomaly.load_model import count_scale_fit
 from models.base import ANOMALY_COLUMNS, Detector
 from models.errors import NotFittedError
 
@@ -146,3 +148,84 @@ def test_bad_parameters():
         ChangePoint(window=1)
     with pytest.raises(ValueError, match="h > 0"):
         ChangePoint(h=0)
+
+
+def test_format1_state_still_loads_and_scores_as_before():
+    # saved by the code before multiple loads and the count spread (tests/data, see "comment")
+    fix = json.loads((Path(__file__).parent / "data" / "changepoint_format1.json").read_text())
+    assert fix["saved"]["format"] == 1
+    det = ChangePoint.from_dict(fix["saved"])
+    rest = pd.DataFrame(fix["rest"]).assign(ds=lambda f: pd.to_datetime(f["ds"], utc=True))
+    out = det.score(rest)
+    want = fix["scores"]
+    assert out["unique_id"].tolist() == want["unique_id"]
+    np.testing.assert_allclose(out["score"], want["score"], rtol=0, atol=1e-12)
+    assert out["is_anomaly"].tolist() == want["is_anomaly"]
+    assert det.to_dict()["format"] == 2
+
+
+def test_count_scale_fit_recovers_the_noise_of_a_p95():
+    rng = np.random.default_rng(2)
+    n = rng.uniform(20, 5000, 30_000)
+    r = (0.03 + 0.6 / np.sqrt(n + 1)) * rng.standard_normal(n.size)
+    a, b, u_lo, u_hi = count_scale_fit(r, n)
+    assert abs(a - 0.03) < 0.003 and abs(b - 0.6) < 0.06
+    assert count_scale_fit(r[:40], n[:40]) is None  # too few points
+    assert count_scale_fit(r, np.full(n.size, 100.0)) is None  # no spread of counts
+
+
+def _two_load_frame(seed=4, days=5):
+    """Latency follows the platform's load; the service's own requests peak at other times."""
+    rng = np.random.default_rng(seed)
+    n = days * 1440
+    ds = pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC")
+    minute = np.arange(n) % 1440
+    plat = 1 + 3.0 * np.exp(-(((minute - 1200) / 45.0) ** 2))  # evening kickoffs
+    own = 1 + 1.0 * np.exp(-(((minute - 600) / 120.0) ** 2))  # its own morning peak
+    lat = 0.2 * (1 + 0.35 * plat**2) * np.exp(0.03 * rng.standard_normal(n))
+    return pd.concat([
+        pd.DataFrame({"unique_id": LAT, "ds": ds, "y": lat}),
+        pd.DataFrame({"unique_id": REQ, "ds": ds, "y": 50 * own * np.exp(0.02 * rng.standard_normal(n))}),
+        pd.DataFrame({"unique_id": "front:requests_per_second", "ds": ds,
+                      "y": 900 * plat * np.exp(0.02 * rng.standard_normal(n))}),
+    ], ignore_index=True), ds
+
+
+def test_a_platform_load_explains_what_the_own_load_cannot():
+    f, ds = _two_load_frame()
+    warm, live = f[f["ds"] < ds[3 * 1440]], f[f["ds"] >= ds[3 * 1440]]
+    ids = f["unique_id"].unique().tolist()
+    assert latency_load_series(ids, platform="front") == {
+        LAT: (REQ, "front:requests_per_second")}
+    own = ChangePoint(targets=[LAT], two_sided=False).fit(warm).score(live)
+    both = ChangePoint(targets=[LAT], two_sided=False,
+                       load=lambda i: latency_load_series(i, platform="front")).fit(warm)
+    out = both.score(live)
+    assert own["is_anomaly"].any()  # every evening looks like a shift
+    assert not out["is_anomaly"].any()
+    clone = ChangePoint.from_dict(json.loads(json.dumps(both.to_dict())))
+    assert clone.to_dict() == both.to_dict()
+
+
+def test_count_scale_standardises_by_the_request_count():
+    # p95 noise 0.03 + 0.6 / sqrt(count): a quiet night is twice as noisy as the evening
+    rng = np.random.default_rng(6)
+    n = 5 * 1440
+    ds = pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC")
+    minute = np.arange(n) % 1440
+    req = 5 + 60 * np.exp(-(((minute - 1200) / 200.0) ** 2))  # per second
+    sigma = 0.03 + 0.6 / np.sqrt(req * 60 + 1)
+    lat = 0.2 * np.exp(sigma * rng.standard_normal(n))
+    f = pd.concat([pd.DataFrame({"unique_id": LAT, "ds": ds, "y": lat}),
+                   pd.DataFrame({"unique_id": REQ, "ds": ds, "y": req})], ignore_index=True)
+    warm, live = f[f["ds"] < ds[3 * 1440]], f[f["ds"] >= ds[3 * 1440]]
+    det = ChangePoint(count_scale=True, two_sided=False).fit(warm)
+    out = det.score(live)
+    assert not out["is_anomaly"].any()
+    spread = np.log(out["upper"] / out["expected"]) / np.sqrt(8.0)  # band = sqrt(h) spreads
+    hour = out["ds"].dt.hour.to_numpy()
+    # 17:00 is busy but below the top decile of load, where the fit's own doubt takes over
+    night, afternoon = np.isin(hour, [3, 4, 5]), hour == 17
+    assert spread[night].mean() > 1.3 * spread[afternoon].mean()
+    for when in (night, afternoon):
+        np.testing.assert_allclose(spread[when].mean(), sigma[3 * 1440:][when].mean(), rtol=0.15)

@@ -192,3 +192,50 @@ def test_alert_notifications_are_audited(ticked):
     assert len(entries) == 1
     assert entries[0]["decision"].startswith("SurgecastPredictedSaturation")
     assert entries[0]["inputs"]["labels"]["service"] == "bet-placement"
+
+
+def test_scale_down_cooldown_spaces_out_scale_downs_but_never_delays_a_scale_up(tmp_path):
+    settings = settings_for(tmp_path, scale_down_stabilization_seconds=0,
+                            scale_down_cooldown_seconds=300)
+    store = Store(settings.store.url)
+    try:
+        pipeline = build_pipeline(settings, store)
+        pipeline.tick(NOW)
+        at = NOW + pd.Timedelta("1min")
+        high = recommend(pipeline, settings, at, 2400.0)["recommended_replicas"]
+        first_down = recommend(pipeline, settings, at + pd.Timedelta("1min"), 1200.0)
+        assert first_down["recommended_replicas"] < high  # the first scale-down is free
+        again = recommend(pipeline, settings, at + pd.Timedelta("3min"), 600.0)
+        assert again["recommended_replicas"] == first_down["recommended_replicas"]
+        assert again["inputs"]["guardrail"] == "cooldown" and "cooldown" in again["reason"]
+        up = recommend(pipeline, settings, at + pd.Timedelta("4min"), 2400.0)
+        assert up["recommended_replicas"] == high  # scale-ups never wait
+        later = recommend(pipeline, settings, at + pd.Timedelta("8min"), 600.0)
+        assert later["recommended_replicas"] < high
+    finally:
+        store.close()
+
+
+def test_a_failing_forecaster_raises_a_model_failure_alert_that_resolves(ticked, monkeypatch):
+    settings, store, pipeline = ticked
+
+    def boom(self, frame, events=None):
+        raise RuntimeError("SVD did not converge")
+
+    with monkeypatch.context() as m:
+        m.setattr("models.SeasonalNaive.fit", boom)
+        pipeline.tick(NOW + pd.Timedelta("5min"))
+    def model_alerts():
+        return [
+            a for a in store.audit(kind="alert", limit=1000)
+            if "SurgecastModelFailure" in a["decision"] and a["inputs"]["labels"]["series"] == UID
+        ]  # fmt: skip
+
+    fired = model_alerts()
+    assert len(fired) == 1 and fired[0]["decision"].endswith("firing")
+    assert "SVD did not converge" in fired[0]["reason"]
+    # the firing notification is delivered (a resolution never overtakes a pending firing)
+    for alert in store.pending_alerts(NOW + pd.Timedelta("6min"), limit=1000):
+        store.mark_alert_delivered(alert["id"], NOW + pd.Timedelta("6min"))
+    pipeline.tick(NOW + pd.Timedelta("10min"))
+    assert model_alerts()[-1]["decision"].endswith("resolved")

@@ -6,10 +6,13 @@ that never leave a series' ordinary range point by point. Per series:
 1. ``x = log(y)`` (``log=True``): a multiplicative drift is a shift, and scaling ``y`` leaves
    every score unchanged.
 2. A reference refreshed every ``block`` points from the previous ``window`` points (points
-   inside an alarm are left out, so the detector does not learn from anomalies): with a *load*
+   inside an alarm are left out, so the detector does not learn from anomalies): with *load*
    series (latency follows utilisation: the p95 of a service rises at every kickoff), a least
-   squares fit ``x ~ 1 + v + v^2``, ``v = load / median(load)``, else the median; the scale is
-   the MAD of the reference residuals (floored at ``rel_floor``).
+   squares fit ``x ~ 1 + sum_j (v_j + v_j^2)``, ``v_j = load_j / median(load_j)``
+   (:func:`~models.anomaly.load_model.load_reference`), else the median; the scale is the MAD
+   of the reference residuals (floored at ``rel_floor``) or, with ``count_scale=True``, a
+   spread ``a + b / sqrt(requests per point + 1)`` fitted on them
+   (:func:`~models.anomaly.load_model.count_scale_fit`: a p95 from few requests is noisier).
 3. ``z = (x - reference) / scale`` and the two-sided CUSUM
    ``S+ = max(0, S+ + z - k)``, ``S- = max(0, S- - z - k)`` (:func:`cusum`).
 4. ``score = 1 - 2 ** -((S / h) ** 2)`` with ``S = max(S+, S-)``: 0.5 at ``S = h``; an anomaly
@@ -21,7 +24,8 @@ What it can see: for a ramp reaching ``m`` times the level in ``D`` minutes the 
 busy service's p95) the best possible evidence after ``t`` points (a matched filter) is
 ``(m - 1) / D * sqrt(t (t+1) (2t+1) / 6) / sigma``: 12 sigma at 5 minutes for ``m=4, D=60``,
 but 1.0 sigma for ``m=2, D=240`` (about 20 minutes to reach 8 sigma). No causal detector can
-alarm on the slow case within 5 minutes without alarming on noise all day.
+alarm on the slow case within 5 minutes without alarming on noise all day
+(``benchmarks/bench_incidents.py`` prints this bound per simulated incident).
 
 Scoring is causal and batch equals online: the state per series holds the last
 ``window + block`` values, their load and alarm masks, the CUSUM sums and the current block's
@@ -42,21 +46,32 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
-from models._frames import split_series, to_utc
-from models.anomaly.seasonal_stats import MAD_TO_SIGMA
+from models._frames import median_step_ns, split_series, to_utc
+from models.anomaly.load_model import (
+    count_scale,
+    count_scale_fit,
+    latency_load_series,
+    load_reference,
+    predict_load,
+    unpack_reference,
+)
 from models.base import ANOMALY_COLUMNS
 from models.errors import FrameError, ModelError, NotFittedError
 
 __all__ = ["ChangePoint", "cusum", "latency_load_series", "load_reference"]
 
-_FORMAT = 1
+_FORMAT = 2
+_READS = (1, 2)  # format 1: one load per series, one spread; it still loads
+
+LoadMap = Mapping[str, str | Sequence[str]]
+LoadRule = Callable[[list[str]], Mapping[str, str | Sequence[str]]]
 
 
 def cusum(z: np.ndarray, k: float, s_pos: float = 0.0, s_neg: float = 0.0
@@ -78,78 +93,8 @@ def cusum(z: np.ndarray, k: float, s_pos: float = 0.0, s_neg: float = 0.0
     return sp, sn
 
 
-def load_reference(x: np.ndarray, load: np.ndarray | None, floor: float
-                   ) -> list[float] | None:
-    """Fit the reference of ``x``: ``[*coef, load_scale, v_max, v_busy, scale_busy, scale, level]``.
-
-    ``coef`` are the least-squares coefficients of ``x ~ 1 + v + v^2`` (``v = load / load_scale``,
-    refit once without points beyond 4 MADs) or ``[median]`` without load. ``scale`` is the
-    robust spread of the residuals (at least ``floor``); ``scale_busy`` the spread of those with ``v >= v_busy`` (the
-    top decile of load: peaks are noisier and the fit is least sure there). ``None`` when fewer
-    than 10 usable points. ``v_max`` is the largest reference load: beyond it the fit
-    extrapolates, so the scorer takes no evidence from such points.
-
-    Example:
-        >>> load_reference(np.array([1.0] * 20), None, 0.01)
-        [1.0, 1.0, inf, inf, 0.01, 0.01, 1.0]
-    """
-    ok = np.isfinite(x)
-    if load is not None:
-        ok &= np.isfinite(load) & (load > 0)
-    if ok.sum() < 10:
-        return None
-    xs = x[ok]
-    level = float(np.median(xs))
-    if load is None:
-        coef, lscale = np.array([level]), 1.0
-        res = xs - level
-    else:
-        lscale = float(np.median(load[ok]))
-        v = load[ok] / lscale
-        design = np.column_stack([np.ones_like(v), v, v * v])
-        coef = np.linalg.lstsq(design, xs, rcond=None)[0]
-        res = xs - design @ coef
-        mad = np.median(np.abs(res - np.median(res)))
-        keep = np.abs(res) <= 4 * MAD_TO_SIGMA * mad + 1e-12
-        if keep.sum() >= 10:
-            coef = np.linalg.lstsq(design[keep], xs[keep], rcond=None)[0]
-            res = xs - design @ coef
-
-    def spread(r: np.ndarray) -> float:
-        return max(MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r)))), floor)
-    scale = spread(res)
-    v_max, v_busy, scale_busy = np.inf, np.inf, scale
-    if load is not None:
-        v = load[ok] / lscale
-        v_max, v_busy = float(v.max()), float(np.quantile(v, 0.9))
-        busy = v >= v_busy
-        if busy.sum() >= 10:
-            scale_busy = max(spread(res[busy]), scale)
-    return [*coef.tolist(), lscale, v_max, v_busy, scale_busy, scale, level]
-
-
-def _predict(coef: np.ndarray, lscale: float, load: np.ndarray | None, n: int) -> np.ndarray:
-    if coef.size == 1 or load is None:
-        return np.full(n, coef[0])
-    v = load / lscale
-    return coef[0] + coef[1] * v + coef[2] * v * v
-
-
-def latency_load_series(unique_ids: list[str]) -> dict[str, str]:
-    """Default load pairing: ``svc:latency_p95_seconds`` -> ``svc:requests_per_second``.
-
-    Example:
-        >>> latency_load_series(["a:latency_p95_seconds", "a:requests_per_second", "b:x"])
-        {'a:latency_p95_seconds': 'a:requests_per_second'}
-    """
-    ids = set(unique_ids)
-    out = {}
-    for u in sorted(ids):
-        if u.endswith(":latency_p95_seconds"):
-            req = u.rsplit(":", 1)[0] + ":requests_per_second"
-            if req in ids:
-                out[u] = req
-    return out
+def _loads(mapping: LoadMap) -> dict[str, tuple[str, ...]]:
+    return {u: (v,) if isinstance(v, str) else tuple(v) for u, v in mapping.items()}
 
 
 @dataclass
@@ -157,22 +102,24 @@ class _State:
     seen: int
     last_ds_ns: int
     x: np.ndarray  # last window + block transformed values (NaN: gap)
-    load: np.ndarray
+    load: np.ndarray  # their loads, points x load series (0 columns: no load)
     mask: np.ndarray  # points inside an alarm run (kept out of the reference)
     s_pos: float = 0.0
     s_neg: float = 0.0
     run: int = 0
-    last_load: float = float("nan")
+    last_load: np.ndarray = field(default_factory=lambda: np.empty(0))  # per load series
     ref_block: int = -1
-    ref: list[float] = field(default_factory=list)  # coef..., load_scale, scale, level
+    ref: list[float] = field(default_factory=list)  # see load_model.load_reference
+    sref: list[float] = field(default_factory=list)  # count spread (empty: one spread)
+    step_s: float = float("nan")  # seconds per point (request rates -> counts per point)
 
 
 class ChangePoint:
     """Two-sided CUSUM change-point detector (``Detector`` protocol, kind ``level_shift``).
 
     Args:
-        window: points of reference history (4320 = three days at 1 minute: the reference must have seen
-            evening peaks of load).
+        window: points of reference history (4320 = three days at 1 minute: the reference must
+            have seen evening peaks of load).
         block: the reference is refreshed every ``block`` points.
         k: the CUSUM allowance in standardised units (shifts below ``k`` sigma are ignored).
         h: the CUSUM decision level (score 0.5).
@@ -180,8 +127,9 @@ class ChangePoint:
         min_ref: reference points needed before scoring (warm-up scores 0).
         max_run: an alarm run longer than this many points is accepted as the new level.
         log: score ``log(y)`` (non-positive values are gaps); else ``y`` itself.
-        load: ``unique_id -> load series id`` (``None``: :func:`latency_load_series`); the load
-            series themselves are not scored unless ``targets`` includes them.
+        load: ``unique_id -> load series id`` or a tuple of them, the first being the series'
+            own requests (``None``: :func:`latency_load_series`; a callable: a rule applied to
+            the ids seen by :meth:`fit`); load series are not scored unless ``targets`` says so.
         targets: which series to score (``None``: every series that is not only a load).
         two_sided: also alarm downward shifts (``False``: only upward, e.g. for latency, where
             the recovery after an incident is no news).
@@ -189,6 +137,8 @@ class ChangePoint:
             pile up hundreds of units that drain at only ``k`` per point after it ends, and the
             series would keep alarming for hours after recovery; capped, the alarm clears within
             ``(cap - 1) * h / k`` points of the recovery (4 with the defaults).
+        count_scale: standardise by a spread that follows the first load's request count per
+            point (a p95 of few requests is noisier) instead of one spread per reference.
     """
 
     name = "changepoint"
@@ -196,8 +146,8 @@ class ChangePoint:
     def __init__(
         self, window: int = 4320, block: int = 60, k: float = 1.0, h: float = 8.0,
         rel_floor: float = 0.01, min_ref: int = 120, max_run: int = 360, log: bool = True,
-        load: Mapping[str, str] | Callable[[list[str]], dict[str, str]] | None = None,
-        targets: list[str] | None = None, two_sided: bool = True, cap: float = 1.5,
+        load: LoadMap | LoadRule | None = None, targets: list[str] | None = None,
+        two_sided: bool = True, cap: float = 1.5, count_scale: bool = False,
     ) -> None:
         for label, v, low in (("window", window, 10), ("block", block, 1), ("min_ref", min_ref, 10),
                               ("max_run", max_run, 1)):
@@ -211,16 +161,18 @@ class ChangePoint:
         self.window, self.block, self.k, self.h = int(window), int(block), float(k), float(h)
         self.rel_floor, self.min_ref, self.max_run = float(rel_floor), int(min_ref), int(max_run)
         self.log, self.two_sided = bool(log), bool(two_sided)
-        self.cap = float(cap)
+        self.cap, self.count_scale = float(cap), bool(count_scale)
         self._load_rule = load
-        self.load: dict[str, str] | None = dict(load) if isinstance(load, Mapping) else None
+        self.load: dict[str, tuple[str, ...]] | None = (
+            _loads(load) if isinstance(load, Mapping) else None)
         self.targets = None if targets is None else list(targets)
         self._state: dict[str, _State] | None = None
 
     def _params(self) -> dict[str, Any]:
         return {"window": self.window, "block": self.block, "k": self.k, "h": self.h,
                 "rel_floor": self.rel_floor, "min_ref": self.min_ref, "max_run": self.max_run,
-                "log": self.log, "two_sided": self.two_sided, "cap": self.cap}
+                "log": self.log, "two_sided": self.two_sided, "cap": self.cap,
+                "count_scale": self.count_scale}
 
     def __repr__(self) -> str:
         return "ChangePoint(" + ", ".join(f"{k}={v!r}" for k, v in self._params().items()) + ")"
@@ -236,7 +188,7 @@ class ChangePoint:
         if self.load is None:
             ids = sorted(frame["unique_id"].astype(str).unique().tolist())
             rule = self._load_rule if callable(self._load_rule) else latency_load_series
-            self.load = dict(rule(ids))
+            self.load = _loads(rule(ids))
         self._state = {}
         self._run(frame, who="ChangePoint.fit")
         return self
@@ -254,7 +206,7 @@ class ChangePoint:
     def _run(self, frame: pd.DataFrame, *, who: str) -> pd.DataFrame:
         assert self._state is not None and self.load is not None  # set by fit
         series = {s.unique_id: s for s in split_series(frame, who=who)}
-        loads = set(self.load.values())
+        loads = {v for vs in self.load.values() for v in vs}
         parts = []
         for uid, s in series.items():
             if self.targets is not None and uid not in self.targets:
@@ -266,18 +218,22 @@ class ChangePoint:
             ds_ns, y = s.ds_ns[keep], s.y[keep]
             if ds_ns.size == 0:
                 continue
-            lo = series.get(self.load.get(uid, ""))
-            load = None
-            if uid in self.load:
-                load = np.full(ds_ns.size, np.nan)
+            names = self.load.get(uid, ())
+            load = np.full((ds_ns.size, len(names)), np.nan)
+            for j, name in enumerate(names):
+                lo = series.get(name)
                 if lo is not None:
                     _, ia, ib = np.intersect1d(ds_ns, lo.ds_ns, assume_unique=True,
                                                return_indices=True)
-                    load[ia] = lo.y[ib]
-                last = st.last_load if st is not None else np.nan
-                load = pd.Series(np.r_[last, load]).ffill().to_numpy()[1:]
+                    load[ia, j] = lo.y[ib]
             if st is None:
-                st = _State(0, -1, np.empty(0), np.empty(0), np.empty(0, dtype=bool))
+                st = _State(0, -1, np.empty(0), np.empty((0, len(names))),
+                            np.empty(0, dtype=bool), last_load=np.full(len(names), np.nan))
+            if names:
+                load = pd.DataFrame(np.vstack([st.last_load, load])).ffill().to_numpy()[1:]
+                own = series.get(names[0])
+                if not np.isfinite(st.step_s) and own is not None and own.ds_ns.size > 1:
+                    st.step_s = median_step_ns(own.ds_ns) / 1e9
             if self.log:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     x = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
@@ -289,17 +245,56 @@ class ChangePoint:
             return self._frame("", np.empty(0, dtype=np.int64), e, e, e, e, e, e.astype(bool))
         return pd.concat(parts, ignore_index=True)
 
+    def _reference(self, st: _State, rx: np.ndarray, rl: np.ndarray | None
+                   ) -> tuple[list[float], list[float]]:
+        # log units are relative already: an absolute floor keeps scale invariance
+        floor = (self.rel_floor if self.log else
+                 self.rel_floor * max(abs(float(np.nanmedian(rx))), 1e-12)
+                 if np.isfinite(rx).any() else self.rel_floor)
+        fit = load_reference(rx, rl, floor) if np.isfinite(rx).sum() >= self.min_ref else None
+        if fit is None:
+            return [], []
+        sref: list[float] = []
+        if rl is not None and self.count_scale:
+            res = rx - predict_load(unpack_reference(fit, rl.shape[1]), rl)
+            sref = count_scale_fit(res, rl[:, 0] * self._step(st)) or []
+        return fit, sref
+
+    def _standardise(self, st: _State, ref: list[float], sref: list[float], xb: np.ndarray,
+                     lb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``z, expected, spread`` of the points ``xb`` (loads ``lb``) against the reference."""
+        r = unpack_reference(ref, 0 if lb is None else lb.shape[1])
+        pred = predict_load(r, lb, xb.size)
+        sc = np.full(xb.size, r.scale)
+        if lb is None:
+            return np.nan_to_num((xb - pred) / sc, nan=0.0), pred, sc
+        v = np.nan_to_num(lb[:, 0] / r.load_scale[0], nan=0.0)
+        if sref:
+            # the spread of a p95 from this many requests (unknown count: the overall spread)
+            sc = count_scale(sref, lb[:, 0] * self._step(st))
+            sc = np.maximum(np.where(np.isfinite(sc), sc, r.scale),
+                            self.rel_floor if self.log else 0.0)
+            # peaks: the fit is least sure there (the busy spread is at least the overall one)
+            sc = np.where(v >= r.v_busy, np.maximum(sc, r.scale_busy), sc)
+        else:
+            sc = np.where(v >= r.v_busy, r.scale_busy, r.scale)
+        # beyond the reference's load the fit extrapolates: no evidence either way
+        beyond = (np.nan_to_num(lb / r.load_scale, nan=0.0) > r.v_max).any(axis=1)
+        z = np.where(beyond, 0.0, (xb - pred) / sc)
+        return np.nan_to_num(z, nan=0.0), pred, sc
+
     def _score_series(self, uid: str, st: _State, ds_ns: np.ndarray, y: np.ndarray,
-                      x: np.ndarray, load: np.ndarray | None) -> pd.DataFrame:
-        n_new = x.size
+                      x: np.ndarray, load: np.ndarray) -> pd.DataFrame:
+        n_new, has_load = x.size, load.shape[1] > 0
         hx = np.r_[st.x, x]
-        hl = np.r_[st.load, load if load is not None else np.full(n_new, np.nan)]
+        hl = np.vstack([st.load, load])
         mask = np.r_[st.mask, np.zeros(n_new, dtype=bool)]
         first = st.seen - st.x.size  # global position of hx[0]
         score, exp, scale_out, flag = (np.zeros(n_new), np.full(n_new, np.nan),
                                        np.full(n_new, np.nan), np.zeros(n_new, dtype=bool))
         sp, sn, run = st.s_pos, st.s_neg, st.run
-        ref_block, ref = st.ref_block, list(st.ref)
+        ref_block, ref, sref = st.ref_block, list(st.ref), list(st.sref)
+        s_cap = self.cap * self.h
         a = st.x.size
         while a < hx.size:
             gpos = first + a
@@ -309,28 +304,11 @@ class ChangePoint:
                 hi = blk * self.block - first
                 lo_i = max(0, hi - self.window)
                 rx = np.where(mask[lo_i:hi], np.nan, hx[lo_i:hi])
-                rl = hl[lo_i:hi] if load is not None else None
-                # log units are relative already: an absolute floor keeps scale invariance
-                floor = (self.rel_floor if self.log else
-                         self.rel_floor * max(abs(float(np.nanmedian(rx))), 1e-12)
-                         if np.isfinite(rx).any() else self.rel_floor)
-                fit = (load_reference(rx, rl, floor)
-                       if np.isfinite(rx).sum() >= self.min_ref else None)
-                ref = [] if fit is None else fit
+                ref, sref = self._reference(st, rx, hl[lo_i:hi] if has_load else None)
                 ref_block = blk
             if ref:
-                coef, (lscale, v_max, v_busy, s_busy, s_all) = np.asarray(ref[:-6]), ref[-6:-1]
-                lb = hl[a:b] if load is not None else None
-                pred = _predict(coef, lscale, lb, b - a)
-                sc = np.full(b - a, s_all)
-                z = (hx[a:b] - pred) / sc
-                if lb is not None:
-                    v = np.nan_to_num(lb / lscale, nan=0.0)
-                    sc = np.where(v >= v_busy, s_busy, s_all)
-                    # beyond the reference's load the fit extrapolates: no evidence either way
-                    z = np.where(v > v_max, 0.0, (hx[a:b] - pred) / sc)
-                z = np.nan_to_num(z, nan=0.0)
-                s_cap = self.cap * self.h
+                z, pred, sc = self._standardise(st, ref, sref, hx[a:b],
+                                                hl[a:b] if has_load else None)
                 for i in range(b - a):
                     sp = min(max(0.0, sp + z[i] - self.k), s_cap)
                     sn = min(max(0.0, sn - z[i] - self.k), s_cap) if self.two_sided else 0.0
@@ -350,11 +328,14 @@ class ChangePoint:
         tail = self.window + self.block
         self._state[uid] = _State(  # type: ignore[index]
             st.seen + n_new, int(ds_ns[-1]), hx[-tail:].copy(), hl[-tail:].copy(),
-            mask[-tail:].copy(), sp, sn, run,
-            float(load[-1]) if load is not None else float("nan"), ref_block, ref)
+            mask[-tail:].copy(), sp, sn, run, load[-1].copy(), ref_block, ref, sref, st.step_s)
         band = self.h / max(1.0, np.sqrt(self.h)) * scale_out  # a single-point shift of sqrt(h) sigma
         tf = np.exp if self.log else (lambda v: v)
         return self._frame(uid, ds_ns, y, tf(exp), tf(exp - band), tf(exp + band), score, flag)
+
+    @staticmethod
+    def _step(st: _State) -> float:
+        return st.step_s if np.isfinite(st.step_s) else 60.0
 
     def _frame(self, uid: str, ds_ns: np.ndarray, y: np.ndarray, expected: np.ndarray,
                lower: np.ndarray, upper: np.ndarray, score: np.ndarray, flag: np.ndarray
@@ -364,7 +345,7 @@ class ChangePoint:
             "unique_id": pd.Series([uid] * n, dtype=str), "ds": to_utc(ds_ns), "y": y,
             "expected": expected, "lower": lower, "upper": upper, "score": score,
             "is_anomaly": flag,
-            "kind": pd.Series(np.where(flag, "level_shift", None), dtype=object),
+            "kind": pd.Series(["level_shift" if f else None for f in flag], dtype=object),
             "detector": pd.Series([self.name] * n, dtype=str),
         })[list(ANOMALY_COLUMNS)]
 
@@ -374,34 +355,48 @@ class ChangePoint:
             return [None if not np.isfinite(v) else float(v) for v in a]
         state = None if self._state is None else {
             uid: {"seen": st.seen, "last_ds_ns": st.last_ds_ns, "x": fl(st.x),
-                  "load": fl(st.load), "mask": [bool(v) for v in st.mask], "s_pos": st.s_pos,
-                  "s_neg": st.s_neg, "run": st.run,
-                  "last_load": None if not np.isfinite(st.last_load) else st.last_load,
-                  "ref_block": st.ref_block, "ref": [float(v) for v in st.ref]}
+                  "load": [fl(row) for row in st.load], "mask": [bool(v) for v in st.mask],
+                  "s_pos": st.s_pos, "s_neg": st.s_neg, "run": st.run,
+                  "last_load": fl(st.last_load), "ref_block": st.ref_block,
+                  "ref": [float(v) for v in st.ref], "sref": [float(v) for v in st.sref],
+                  "step_s": None if not np.isfinite(st.step_s) else st.step_s}
             for uid, st in sorted(self._state.items())}
+        load = None if self.load is None else {u: list(v) for u, v in self.load.items()}
         return {"detector": self.name, "format": _FORMAT, "params": self._params(),
-                "load": self.load, "targets": self.targets, "state": state}
+                "load": load, "targets": self.targets, "state": state}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:
         """Rebuild a detector saved by :meth:`to_dict` (it scores identically).
 
+        Reads format 1 (one load per series, a scalar ``last_load``) as well.
+
         Raises:
             ModelError: ``d`` was not written by a ``ChangePoint`` of a known format.
         """
-        if d.get("detector") != cls.name or d.get("format") != _FORMAT:
-            raise ModelError(f"not a saved {cls.name} (format {_FORMAT}): "
+        if d.get("detector") != cls.name or d.get("format") not in _READS:
+            raise ModelError(f"not a saved {cls.name} (formats {list(_READS)}): "
                              f"detector={d.get('detector')!r}, format={d.get('format')!r}")
         det = cls(**d["params"], load=d["load"], targets=d["targets"])
 
-        def arr(v: list) -> np.ndarray:
+        def arr(v: Any) -> np.ndarray:
             return np.array([np.nan if a is None else a for a in v], dtype=float)
         if d["state"] is not None:
-            det._state = {
-                uid: _State(int(s["seen"]), int(s["last_ds_ns"]), arr(s["x"]), arr(s["load"]),
-                            np.array(s["mask"], dtype=bool), float(s["s_pos"]),
-                            float(s["s_neg"]), int(s["run"]),
-                            np.nan if s["last_load"] is None else float(s["last_load"]),
-                            int(s["ref_block"]), [float(v) for v in s["ref"]])
-                for uid, s in d["state"].items()}
+            assert det.load is not None  # a saved state always has its pairing
+            det._state = {}
+            for uid, s in d["state"].items():
+                k = len(det.load.get(uid, ()))
+                if d["format"] == 1:  # 1-D loads (NaN without one), scalar last load
+                    load = arr(s["load"]).reshape(-1, 1)[:, :k]
+                    last = arr([s["last_load"]])[:k]
+                else:
+                    load = np.array([arr(row) for row in s["load"]],
+                                    dtype=float).reshape(len(s["load"]), k)
+                    last = arr(s["last_load"])
+                det._state[uid] = _State(
+                    int(s["seen"]), int(s["last_ds_ns"]), arr(s["x"]), load,
+                    np.array(s["mask"], dtype=bool), float(s["s_pos"]), float(s["s_neg"]),
+                    int(s["run"]), last, int(s["ref_block"]), [float(v) for v in s["ref"]],
+                    [float(v) for v in s.get("sref", [])],
+                    np.nan if s.get("step_s") is None else float(s["step_s"]))
         return det
