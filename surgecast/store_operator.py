@@ -29,6 +29,7 @@ from surgecast.store_schema import (
     points,
     registered_events,
 )
+from surgecast.store_series import ANOMALY_SPEC as _ANOMALY_SPEC
 
 __all__ = ["ACK_ACTIONS", "ALERT_STATUSES", "OVERRIDE_MODES", "OperatorStore", "silenced"]
 
@@ -47,18 +48,6 @@ _EVENT_SPEC = {
     "sport": "str",
     "competition": "str",
     "importance": "float",
-}
-_ANOMALY_SPEC = {
-    "unique_id": "str",
-    "ds": "time",
-    "y": "float",
-    "expected": "float",
-    "lower": "float",
-    "upper": "float",
-    "score": "float",
-    "is_anomaly": "bool",
-    "kind": "object",
-    "detector": "str",
 }
 
 

@@ -53,7 +53,8 @@ _FORECAST_SPEC = {
     "level": "float",
     "created_at": "time",
 }
-_ANOMALY_SPEC = {
+ANOMALY_SPEC = {  # the columns (and types) of an anomalies frame
+
     "unique_id": "str",
     "ds": "time",
     "y": "float",
@@ -297,7 +298,7 @@ class SeriesStore(StoreBase):
         order = (anomalies.c.ds, anomalies.c.unique_id, anomalies.c.detector)
         stmt = stmt.order_by(*(c.desc() for c in order)).limit(check_limit(limit))
         rows = self._fetch(stmt, "read anomalies")
-        return to_frame(rows[::-1], _ANOMALY_SPEC)
+        return to_frame(rows[::-1], ANOMALY_SPEC)
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:

@@ -56,6 +56,12 @@ def write_trace(
     return path
 
 
+def replay_cli(app, trace: Path, out: str, *extra: str):
+    """``surgecast replay TRACE --capacity-per-replica 100 --startup-delay 5m -o OUT [extra]``."""
+    argv = ["replay", str(trace), "--capacity-per-replica", "100", "--startup-delay", "5m"]
+    return runner.invoke(app, [*argv, "-o", str(out), *extra])
+
+
 # -- the forecast -------------------------------------------------------------------------------
 def test_lead_peak_is_causal_under_truncation_and_future_change():
     ds, y = daily_load()
@@ -328,20 +334,7 @@ def test_cli_contract_one_row_per_trace_row_with_reasons(app, tmp_path):
     ds, y = daily_load(days=3)
     trace = write_trace(tmp_path / "t.csv", ds, y)
     out = tmp_path / "recs.csv"
-    res = runner.invoke(
-        app,
-        [
-            "replay",
-            str(trace),
-            "--capacity-per-replica",
-            "100",
-            "--startup-delay",
-            "5m",
-            "-o",
-            str(out),
-            "--report",
-        ],
-    )
+    res = replay_cli(app, trace, str(out), "--report")
     assert res.exit_code == 0, res.output
     recs = pd.read_csv(out)
     assert list(recs.columns[:2]) == ["ds", "replicas"]
@@ -358,19 +351,7 @@ def test_cli_output_before_a_cut_does_not_change(app, tmp_path):
     full, part = tmp_path / "full.csv", tmp_path / "part.csv"
     for name, n in ((full, ds.size), (part, 500)):
         trace = write_trace(tmp_path / f"t_{n}.csv", ds[:n], y[:n], cols=("ds", "y"))
-        res = runner.invoke(
-            app,
-            [
-                "replay",
-                str(trace),
-                "--capacity-per-replica",
-                "100",
-                "--startup-delay",
-                "5m",
-                "-o",
-                str(name),
-            ],
-        )
+        res = replay_cli(app, trace, str(name))
         assert res.exit_code == 0, res.output
     a, b = pd.read_csv(full), pd.read_csv(part)
     pd.testing.assert_series_equal(a["replicas"].iloc[:500], b["replicas"])
@@ -385,19 +366,7 @@ def test_cli_missing_values_never_scale_down_and_keep_their_rows(app, tmp_path):
         trace, index=False
     )
     out = tmp_path / "r.csv"
-    res = runner.invoke(
-        app,
-        [
-            "replay",
-            str(trace),
-            "--capacity-per-replica",
-            "100",
-            "--startup-delay",
-            "5m",
-            "-o",
-            str(out),
-        ],
-    )
+    res = replay_cli(app, trace, str(out))
     assert res.exit_code == 0, res.output
     recs = pd.read_csv(out)
     assert len(recs) == ds.size
@@ -424,19 +393,7 @@ def test_cli_missing_values_never_scale_down_and_keep_their_rows(app, tmp_path):
 def test_cli_bad_input_is_one_clear_line(app, tmp_path, body, message):
     trace = tmp_path / "bad.csv"
     trace.write_text(body)
-    res = runner.invoke(
-        app,
-        [
-            "replay",
-            str(trace),
-            "--capacity-per-replica",
-            "100",
-            "--startup-delay",
-            "5m",
-            "-o",
-            str(tmp_path / "r.csv"),
-        ],
-    )
+    res = replay_cli(app, trace, str(tmp_path / "r.csv"))
     assert res.exit_code == 2
     assert message in res.output
     assert not (tmp_path / "r.csv").exists()
@@ -471,19 +428,7 @@ def test_cli_sorts_out_of_order_rows(app, tmp_path):
     trace = tmp_path / "t.csv"
     frame.iloc[::-1].to_csv(trace, index=False)
     out = tmp_path / "r.csv"
-    res = runner.invoke(
-        app,
-        [
-            "replay",
-            str(trace),
-            "--capacity-per-replica",
-            "100",
-            "--startup-delay",
-            "5m",
-            "-o",
-            str(out),
-        ],
-    )
+    res = replay_cli(app, trace, str(out))
     assert res.exit_code == 0, res.output
     assert "sorted" in res.output
     recs = pd.read_csv(out)
