@@ -15,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["FrameError", "InsufficientHistoryError", "ModelError", "NotFittedError"]
+__all__ = [
+    "FrameError", "InsufficientHistoryError", "ModelError", "NotFittedError", "check_saved",
+]
 
 
 class ModelError(Exception):
@@ -32,3 +34,16 @@ class InsufficientHistoryError(ModelError, ValueError):
 
 class FrameError(ModelError, ValueError):
     """The input frame breaks the canonical contract (missing column, naive ``ds``, duplicates)."""
+
+
+def check_saved(saved: dict, *, key: str, name: str, fmt: int) -> None:
+    """Refuse a saved model that is not ``name`` in format ``fmt`` (``saved[key]`` names it).
+
+    Raises:
+        ModelError: the message says what was expected and what was found.
+    """
+    if saved.get(key) != name or saved.get("format") != fmt:
+        raise ModelError(
+            f"not a saved {name} (format {fmt}): {key}={saved.get(key)!r}, "
+            f"format={saved.get('format')!r}"
+        )

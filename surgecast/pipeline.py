@@ -532,11 +532,12 @@ class Pipeline:
                 report.recommendations.append(rec)
             except Exception as exc:
                 report.error("plan", name, exc)
-                continue
-            try:
-                self.store.record_decisions(_audit_entries(rec))
-            except Exception as exc:  # the audit trail failing must not stop the plan
-                report.error("audit", name, exc)
+        # one audit write for the whole plan, not one transaction per service
+        entries = [e for rec in report.recommendations for e in _audit_entries(rec)]
+        try:
+            self.store.record_decisions(entries)
+        except Exception as exc:  # the audit trail failing must not stop the plan
+            report.error("audit", "*", exc)
 
     def recommend(
         self,

@@ -21,13 +21,13 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from processes import free_port
 
 from surgecast.store import Store
 
@@ -35,12 +35,6 @@ PG_BIN = Path(os.environ.get("SURGECAST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"  # the Debian package's system user and the cluster's superuser
 START_TIMEOUT_S = 30
 _database_numbers = itertools.count()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_cluster_owner(args: list[str]) -> list[str]:
@@ -117,7 +111,7 @@ def postgres_url() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="surgecast-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, user=PG_USER, group=PG_USER)
-    cluster = _Cluster(root, _free_port())
+    cluster = _Cluster(root, free_port())
     try:
         cluster.start()
         _admin_execute(cluster.port, "CREATE DATABASE surgecast")

@@ -10,36 +10,16 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+from processes import free_port, http_ready, poll, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def poll(what: str, check: Callable[[], Any], timeout_s: float = 60.0, every_s: float = 0.2) -> Any:
-    """Call ``check`` until it returns something truthy; raise after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(every_s)
 
 
 def binary(name: str) -> str:
@@ -97,10 +77,7 @@ class Prometheus:
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"prometheus exited with {self.proc.returncode}")
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return http_ready(f"{self.url}/-/ready")
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no clean shutdown."""
@@ -110,15 +87,7 @@ class Prometheus:
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+        stop_process(self.proc, timeout_s=30)
         self.proc = None
 
     def query(self, promql: str) -> list[dict[str, Any]]:

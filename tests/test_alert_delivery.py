@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from processes import free_port, http_ready, poll, stop_process
 from pydantic import ValidationError
 
 from actions.alerts import SATURATION_ALERTNAME, saturation_labels
@@ -44,24 +44,6 @@ from surgecast.wiring import build_pipeline, build_sources, resolve_series
 AM_BIN = os.environ.get("SURGECAST_ALERTMANAGER_BIN") or shutil.which("prometheus-alertmanager")
 READY_TIMEOUT_S = 30.0
 T0 = pd.Timestamp("2026-11-28 19:00", tz="UTC")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def poll(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """Call ``check`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- real processes: Alertmanager and a webhook receiver -----------------------------------------
@@ -137,21 +119,10 @@ class Alertmanager:
             time.sleep(0.05)
 
     def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return http_ready(f"{self.url}/-/ready")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        stop_process(self.proc, timeout_s=15)
         self.proc = None
 
     def alerts(self, alertname: str = SATURATION_ALERTNAME) -> list[dict[str, Any]]:
@@ -180,7 +151,7 @@ def alertmanager(tmp_path: Path, receiver: Receiver) -> Iterator[Alertmanager]:
         )
     root = tmp_path / "alertmanager"
     root.mkdir()
-    am = Alertmanager(root, _free_port(), receiver.url)
+    am = Alertmanager(root, free_port(), receiver.url)
     am.start()
     try:
         yield am

@@ -10,7 +10,6 @@ allows may still get a 422 when it breaks a rule the schema cannot express (``st
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 import uvicorn
+from processes import free_port
 
 from surgecast.api import create_app
 from surgecast.config import Settings
@@ -32,12 +32,6 @@ CONFIG = """
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

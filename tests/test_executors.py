@@ -4,12 +4,12 @@ per tick, and a dead webhook that never stops the tick."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pandas as pd
 import pytest
+from processes import free_port
 
 from surgecast.config import Settings
 from surgecast.executors import WebhookExecutor
@@ -39,12 +39,6 @@ def receiver():
     yield f"http://127.0.0.1:{server.server_port}/hook", received
     server.shutdown()
     server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settings_for(tmp_path, **executors) -> Settings:

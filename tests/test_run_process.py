@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,11 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from processes import free_port
 
 pytestmark = pytest.mark.slow
 
 SURGECAST = str(Path(sys.executable).with_name("surgecast"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(tmp_path: Path, api_port: int, dash_port: int) -> Path:

@@ -82,7 +82,7 @@ from models.anomaly.service_features import (
     hull_weights,
 )
 from models.base import ANOMALY_COLUMNS
-from models.errors import FrameError, ModelError, NotFittedError
+from models.errors import FrameError, NotFittedError, check_saved
 
 __all__ = ["FeatureSpec", "IsolationDetector", "default_feature_specs", "feature_rows",
            "isolation_scores"]
@@ -375,9 +375,7 @@ class IsolationDetector:
         Raises:
             ModelError: ``d`` was not written by an ``IsolationDetector`` of a known format.
         """
-        if d.get("detector") != cls.name or d.get("format") != _FORMAT:
-            raise ModelError(f"not a saved {cls.name} (format {_FORMAT}): "
-                             f"detector={d.get('detector')!r}, format={d.get('format')!r}")
+        check_saved(d, key="detector", name=cls.name, fmt=_FORMAT)
         specs = None if d["specs"] is None else [FeatureSpec(*s) for s in d["specs"]]
         det = cls(specs=specs, **d["params"])
         if d["groups"] is None:

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from models._frames import median_step_ns, split_series, to_utc
-from models.errors import InsufficientHistoryError, ModelError, NotFittedError
+from models.errors import InsufficientHistoryError, NotFittedError, check_saved
 from models.frequency import season_length
 
 __all__ = ["Novelty", "novelty_scores"]
@@ -286,9 +286,7 @@ class Novelty:
         Raises:
             ModelError: ``d`` was not written by a ``Novelty`` detector of a known format.
         """
-        if d.get("detector") != cls.name or d.get("format") != _FORMAT:
-            raise ModelError(f"not a saved {cls.name} (format {_FORMAT}): "
-                             f"detector={d.get('detector')!r}, format={d.get('format')!r}")
+        check_saved(d, key="detector", name=cls.name, fmt=_FORMAT)
         det = cls(**d["params"])
         if d["state"] is not None:
             det._state = {uid: _State(int(st["season"]), int(st["seen"]),

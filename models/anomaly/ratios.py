@@ -48,7 +48,7 @@ import pandas as pd
 from models._frames import median_step_ns, split_series, to_utc
 from models.anomaly.seasonal_stats import anomaly_score
 from models.base import ANOMALY_COLUMNS
-from models.errors import FrameError, ModelError, NotFittedError
+from models.errors import FrameError, NotFittedError, check_saved
 
 __all__ = ["RatioDetector", "RatioSpec", "default_ratio_specs", "ratio_frame", "ratio_zscores"]
 
@@ -331,9 +331,7 @@ class RatioDetector:
         Raises:
             ModelError: ``d`` was not written by a ``RatioDetector`` of a known format.
         """
-        if d.get("detector") != cls.name or d.get("format") != _FORMAT:
-            raise ModelError(f"not a saved {cls.name} (format {_FORMAT}): "
-                             f"detector={d.get('detector')!r}, format={d.get('format')!r}")
+        check_saved(d, key="detector", name=cls.name, fmt=_FORMAT)
         specs = None if d["specs"] is None else [RatioSpec(*s) for s in d["specs"]]
         det = cls(specs=specs, **d["params"])
 

@@ -36,7 +36,7 @@ from models.anomaly.seasonal_stats import (
     robust_reference,
     rolling_mean,
 )
-from models.errors import InsufficientHistoryError, ModelError, NotFittedError
+from models.errors import InsufficientHistoryError, NotFittedError, check_saved
 from models.frequency import season_length
 
 __all__ = ["RobustZScore"]
@@ -312,11 +312,7 @@ class RobustZScore:
         Raises:
             ModelError: ``d`` was not written by a ``RobustZScore`` of a known format.
         """
-        if d.get("detector") != cls.name or d.get("format") != _FORMAT:
-            raise ModelError(
-                f"not a saved {cls.name} (format {_FORMAT}): detector={d.get('detector')!r}, "
-                f"format={d.get('format')!r}"
-            )
+        check_saved(d, key="detector", name=cls.name, fmt=_FORMAT)
         det = cls(**d["params"])
         if d["history"] is not None:
             det._history = {

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from models._frames import forecast_frame, median_step_ns, on_grid, split_series
-from models.errors import InsufficientHistoryError, ModelError, NotFittedError
+from models.errors import InsufficientHistoryError, ModelError, NotFittedError, check_saved
 from models.forecasting.seasonal_naive import (
     fill_seasonal_gaps,
     interval_offsets,
@@ -225,11 +225,7 @@ class ComponentForecaster:
         Raises:
             ModelError: ``d`` was not written by this model in a known format.
         """
-        if d.get("model") != cls.name or d.get("format") != _FORMAT:
-            raise ModelError(
-                f"not a saved {cls.name} (format {_FORMAT}): model={d.get('model')!r}, "
-                f"format={d.get('format')!r}"
-            )
+        check_saved(d, key="model", name=cls.name, fmt=_FORMAT)
         model = cls(**d["params"])
         if d["state"] is not None:
             model._state = {uid: ComponentState.from_dict(v) for uid, v in d["state"].items()}

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from models._frames import forecast_frame, median_step_ns, on_grid, split_series
-from models.errors import InsufficientHistoryError, ModelError, NotFittedError
+from models.errors import InsufficientHistoryError, NotFittedError, check_saved
 from models.forecasting.events import (
     event_classes,
     event_features,
@@ -315,11 +315,7 @@ class SeasonalEvents:
         Raises:
             ModelError: ``d`` is not a saved ``SeasonalEvents`` of a known format.
         """
-        if d.get("model") != cls.name or d.get("format") != _FORMAT:
-            raise ModelError(
-                f"not a saved {cls.name} (format {_FORMAT}): model={d.get('model')!r}, "
-                f"format={d.get('format')!r}"
-            )
+        check_saved(d, key="model", name=cls.name, fmt=_FORMAT)
         model = cls(**d["params"])
         model._classes = list(d["classes"])
         model._events = records_to_events(d["events"])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models._frames import forecast_frame, median_step_ns, on_grid, split_series
-from models.errors import InsufficientHistoryError, ModelError, NotFittedError
+from models.errors import InsufficientHistoryError, NotFittedError, check_saved
 from models.frequency import season_length
 
 __all__ = [
@@ -277,11 +277,7 @@ class SeasonalNaive:
         Raises:
             ModelError: ``d`` was not written by a ``SeasonalNaive`` of a known format.
         """
-        if d.get("model") != cls.name or d.get("format") != _FORMAT:
-            raise ModelError(
-                f"not a saved {cls.name} (format {_FORMAT}): model={d.get('model')!r}, "
-                f"format={d.get('format')!r}"
-            )
+        check_saved(d, key="model", name=cls.name, fmt=_FORMAT)
         model = cls(**d["params"])
         if d["state"] is not None:
             model._state = {uid: _SeriesState.from_dict(v) for uid, v in d["state"].items()}
