@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: run test install install-dev system-deps lint bench clean
+.PHONY: run test install install-dev system-deps lint bench screenshot clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "surgecast needs Python >= 3.11; set PYTHON=python3.11 or newer")'
@@ -39,6 +39,10 @@ test: system-deps install-dev
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+
+# the README's dashboard screenshot: a demo store, API and dashboard on 127.0.0.1, headless chromium
+screenshot: system-deps install-dev
+	$(PY) -m dashboard.demo --out docs/dashboard-overview.png
 
 bench: install
 	$(PY) benchmarks/bench_tick.py

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite runs for real: promtool/prometheus, PostgreSQL 15 and
-# Alertmanager.
+# Install the Debian packages the test suite runs for real: promtool/prometheus, PostgreSQL 15,
+# Alertmanager and chromium (the dashboard's browser test).
 # Idempotent: installs only what is missing. Needs root (CI runs as root) or sudo.
 set -euo pipefail
 
@@ -10,9 +10,11 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)   # benchmarks/bench_api.py (optional there)
+# the dashboard's browser test drives it through Playwright (never a downloaded browser)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system-deps: prometheus (promtool), postgresql, prometheus-alertmanager and wrk already installed"
+  echo "system-deps: prometheus (promtool), postgresql, prometheus-alertmanager, wrk and chromium already installed"
   exit 0
 fi
 

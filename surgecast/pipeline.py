@@ -579,12 +579,17 @@ class Pipeline:
             "min_replicas": svc.min_replicas,
             "max_replicas": svc.max_replicas,
             "lead_time_s": int(lead.total_seconds()),
+            "startup_delay_s": svc.startup_delay_seconds,
+            "margin_s": svc.margin_seconds,
             "current_load": current_load,
             "newest_point_at": newest_at.isoformat() if newest_at is not None else None,
             "previous_replicas": previous_replicas,
             "level": self.settings.forecast.level,
         }
-        valid_until = now + pd.Timedelta(seconds=3 * self.settings.tick_interval_seconds)
+        # ``now`` is floored to the data step, so the next recommendation with a later ``at``
+        # comes one step on: valid for that step plus two missed ticks (three ticks at least)
+        tick = pd.Timedelta(seconds=self.settings.tick_interval_seconds)
+        valid_until = now + max(3 * tick, pd.Timedelta(self.base_step) + 2 * tick)
         base = {"service": service, "at": now, "valid_until": valid_until, "current_replicas": None}
         if forecast.empty:
             # nothing to plan from: hold what we said last (never a scale-down on missing data)

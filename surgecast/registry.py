@@ -78,6 +78,7 @@ def save_selection(
         "n_points": result.n_points,
         "data_hash": result.data_hash,
         "scores": result.scores,
+        "metrics": result.metrics,
         "backtest_windows": result.windows,
         "fit_seconds": round(result.seconds, 3),
         "libraries": _library_versions(),

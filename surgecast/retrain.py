@@ -14,7 +14,7 @@ import hashlib
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,7 @@ class SelectionResult:
     data_hash: str
     seconds: float
     error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # backtest sMAPE, coverage
 
 
 def _data_hash(frame: pd.DataFrame) -> str:
@@ -96,7 +97,7 @@ def select_one(frame: pd.DataFrame, policy: RetrainPolicy) -> SelectionResult:
     return SelectionResult(
         model=chosen.model, members=tuple(chosen.members),
         scores={k: float(v) for k, v in chosen.scores.items()}, windows=chosen.windows,
-        seconds=time.perf_counter() - began, **base,
+        metrics=dict(chosen.metrics), seconds=time.perf_counter() - began, **base,
     )  # fmt: skip
 
 

@@ -41,6 +41,7 @@ def dashboard_command(settings: Settings) -> list[str]:
         "--server.address", settings.dashboard.host,
         "--server.port", str(settings.dashboard.port),
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",  # no "Deploy" button on a wall screen
     ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import pytest
 from models import ModelError, SeasonalNaive
 from models.forecasting.backtest import coverage, cutoff_indices, mase, rolling_origin, smape
 from models.forecasting.seasonal_mean import SeasonalMean
-from models.forecasting.selection import conformal_offsets, select_and_fit
+from models.forecasting.selection import backtest_metrics, conformal_offsets, select_and_fit
 
 
 def hourly(days: int, seed: int = 3, weekly: float = 0.0) -> pd.DataFrame:
@@ -73,6 +73,25 @@ def test_selection_picks_weekly_candidate_and_calibrates():
         out, _ = select_and_fit(f.iloc[:-24], 24, 0.9, builders, season=24)
         cover.append(coverage(f["y"].to_numpy()[-24:], out["yhat_lower"], out["yhat_upper"]))
     assert 0.75 <= float(np.mean(cover)) <= 0.99
+
+
+def test_selection_records_backtest_smape_and_held_out_coverage():
+    frame = hourly(35, weekly=80.0)
+    builders = {"daily": SeasonalNaive, "weekly_mean": lambda: SeasonalMean("7D", k=3)}
+    _, sel = select_and_fit(frame, 24, 0.9, builders, season=24)
+    assert 0 < sel.metrics["smape"] < 200
+    assert 0.5 <= sel.metrics["coverage"] <= 1.0
+
+
+def test_backtest_metrics_hold_each_window_out_of_its_interval():
+    actual = np.full((3, 4), 100.0)
+    calm = np.array([[1.0, -1.0, 1.0, -1.0], [1.0, -1.0, 1.0, -1.0]])
+    # the third window's errors are far beyond what the other two calibrate: never covered
+    errors = np.vstack([calm, [[50.0, -50.0, 50.0, -50.0]]])
+    got = backtest_metrics(actual, errors, 0.9)
+    assert got["coverage"] == pytest.approx(2 / 3)  # two windows fully in, one fully out
+    assert got["smape"] == pytest.approx(smape(actual.ravel(), (actual - errors).ravel()))
+    assert "coverage" not in backtest_metrics(actual[:1], errors[:1], 0.9)  # one window: unknown
 
 
 def test_selection_skips_failing_candidate_and_raises_when_none_left():

@@ -239,3 +239,27 @@ def test_a_failing_forecaster_raises_a_model_failure_alert_that_resolves(ticked,
         store.mark_alert_delivered(alert["id"], NOW + pd.Timedelta("6min"))
     pipeline.tick(NOW + pd.Timedelta("10min"))
     assert model_alerts()[-1]["decision"].endswith("resolved")
+
+
+def test_a_recommendation_stays_valid_until_the_next_data_step_has_been_planned(ticked):
+    settings, store, pipeline = ticked
+    rec = store.latest_recommendations()[0]
+    # 5-minute data: the next recommendation is one step on, so 5 min + two missed 1-min ticks
+    assert rec["valid_until"] - rec["at"] == pd.Timedelta(minutes=7)
+    # a tick between two data steps plans the same step again and keeps it valid
+    pipeline.tick(NOW + pd.Timedelta(minutes=4))
+    again = store.latest_recommendations()[0]
+    assert again["at"] == NOW and again["valid_until"] == NOW + pd.Timedelta(minutes=7)
+    assert rec["inputs"]["startup_delay_s"] + rec["inputs"]["margin_s"] == rec["inputs"]["lead_time_s"]
+
+
+def test_with_one_minute_data_a_recommendation_is_valid_for_three_ticks(tmp_path):
+    settings = settings_for(tmp_path).model_copy(update={"sources": Settings(
+        sources={"simulator": {"type": "simulator", "seed": 11, "step": "1min"}}).sources})
+    store = Store(settings.store.url)
+    try:
+        build_pipeline(settings, store).tick(NOW)
+        rec = store.latest_recommendations()[0]
+        assert rec["valid_until"] - rec["at"] == pd.Timedelta(minutes=3)
+    finally:
+        store.close()

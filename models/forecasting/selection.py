@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from models.errors import ModelError
-from models.forecasting.backtest import cutoff_indices, mase
+from models.forecasting.backtest import coverage, cutoff_indices, mase, smape
 
 __all__ = [
     "Selection", "combination_weights", "conformal_offsets", "isotonic", "select_and_fit",
@@ -49,6 +49,36 @@ class Selection:
     scores: dict[str, float]
     windows: int
     weights: dict[str, float] = field(default_factory=dict)
+    # the chosen forecast's backtest: sMAPE and, with 2+ windows, the held-out coverage of its
+    # conformal interval (each window's interval calibrated on the other windows)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def backtest_metrics(actual: np.ndarray, errors: np.ndarray, level: float) -> dict[str, float]:
+    """sMAPE (percent, as :func:`smape`) of the backtest forecasts and the coverage of a
+    conformal interval on each window left out of its calibration (needs 2+ windows);
+    ``actual`` and ``errors`` (actual - forecast) are ``[window, step]``.
+
+    Example:
+        >>> a = np.array([[10.0, 10.0], [10.0, 10.0]])
+        >>> round(backtest_metrics(a, np.array([[1.0, -1.0], [0.5, -0.5]]), 0.8)["smape"], 2)
+        7.51
+    """
+    actual, errors = np.asarray(actual, float), np.asarray(errors, float)
+    ok = np.isfinite(errors) & np.isfinite(actual)
+    out: dict[str, float] = {}
+    if ok.any():
+        out["smape"] = smape(actual[ok], (actual - errors)[ok])
+    if errors.shape[0] >= 2:
+        hits = []
+        for w in range(errors.shape[0]):
+            lo, hi = conformal_offsets(np.delete(errors, w, axis=0), level, errors.shape[1])
+            keep = np.isfinite(errors[w]) & np.isfinite(lo) & np.isfinite(hi)
+            if keep.any():
+                hits.append(coverage(errors[w][keep], lo[keep], hi[keep]))
+        if hits:
+            out["coverage"] = float(np.mean(hits))
+    return out
 
 
 def conformal_offsets(errors: np.ndarray, level: float, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +255,8 @@ def select_and_fit(
         weights = {o: w / total for o, w in weights.items()}
     out = next(iter(full.values())).copy()
     out["yhat"] = blend(lambda m: full[m]["yhat"].to_numpy())
+    actual = np.vstack([y[c:c + hold] for c in origins])
+    metrics = backtest_metrics(actual, errors, level)
     lo, hi = conformal_offsets(errors, level, horizon)
     out["yhat_lower"] = out["yhat"] + lo
     out["yhat_upper"] = out["yhat"] + hi
@@ -234,4 +266,4 @@ def select_and_fit(
         out["yhat_upper"] = np.maximum(out["yhat_upper"], out["yhat"])
     out["model"] = best if len(weights) == 1 else "+".join(weights)
     return out, Selection(model=best, members=members, scores=scores, windows=len(origins),
-                          weights=weights)
+                          weights=weights, metrics=metrics)
