@@ -1,6 +1,7 @@
 """Load on the autoscaler endpoint ``GET /v1/scaling/{service}`` while ticks run.
 
     python benchmarks/bench_api.py                     # 30 s at 500 req/s, then wrk for 30 s
+    python benchmarks/bench_api.py --ticks run         # the real `surgecast run` process tree
     python benchmarks/bench_api.py --ticks thread      # ticks inside the API process
     python benchmarks/bench_api.py --rate 500 --seconds 30 --no-wrk
 
@@ -10,7 +11,10 @@ on a shared accelerated clock (120x: every tick brings new minutes of data), eit
 
 - ``--ticks process`` (default): in their own process, as ``surgecast scheduler`` beside
   ``surgecast api`` (CONVENTIONS.md §5); the API refreshes its in-memory answers from the store;
-- ``--ticks thread``: in a thread of the API process, as ``surgecast run`` does;
+- ``--ticks run``: ``surgecast run --speed 120 --no-dashboard`` itself, with a tick every second
+  (back to back): the API in the main process, the scheduler in its child process;
+- ``--ticks thread``: in a thread of the API process (what ``surgecast run`` did before its
+  scheduler moved to a child process: the tick holds the GIL);
 - ``--ticks none``: not at all (baseline).
 
 Two measurements, both against 127.0.0.1 only:
@@ -123,7 +127,26 @@ def serve(args: argparse.Namespace) -> None:
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
+RUN_CONFIG = """
+tick_interval_seconds: 1
+backfill_days: 7
+store: {{url: "sqlite:///{db}"}}
+models_dir: {models}
+forecast: {{history_days: 7, event_history_days: 7}}
+detect: {{history_days: 3}}
+api: {{host: 127.0.0.1, port: {port}}}
+dashboard: {{enabled: false}}
+"""
+
+
 def _start_servers(args: argparse.Namespace, workdir: Path, port: int) -> list[subprocess.Popen[bytes]]:
+    if args.ticks == "run":
+        config = workdir / "surgecast.yaml"
+        config.write_text(RUN_CONFIG.format(db=workdir / "bench.db", models=workdir / "models", port=port))
+        surgecast = str(Path(sys.executable).with_name("surgecast"))
+        command = [surgecast, "run", "--config", str(config), "--speed", str(SPEED), "--no-dashboard"]
+        log = (workdir / "run.log").open("ab")
+        return [subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)]
     base = [sys.executable, __file__, "--workdir", str(workdir), "--port", str(port),
             "--origin", str(time.time()), "--wall0", str(time.time()), "--ticks", args.ticks]
     if args.switch_ms is not None:
@@ -209,9 +232,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each run")
     parser.add_argument("--no-wrk", action="store_true", help="skip the wrk run")
     parser.add_argument(
-        "--ticks", choices=["thread", "process", "none"], default="process",
-        help="thread: ticks in the API process (surgecast run); process: in their own process "
-        "(surgecast scheduler + surgecast api); none: no ticks (baseline)",
+        "--ticks", choices=["run", "thread", "process", "none"], default="process",
+        help="run: the real `surgecast run` (scheduler child process); thread: ticks in the API "
+        "process; process: in their own process (surgecast scheduler + surgecast api); none: no "
+        "ticks (baseline)",
     )  # fmt: skip
     parser.add_argument("--switch-ms", type=float, default=None, help="sys.setswitchinterval (ms)")
     for hidden in ("--role", "--workdir", "--port", "--origin", "--wall0"):
@@ -266,14 +290,30 @@ def main() -> int:
 
 
 def _ticks(workdir: Path) -> list[float]:
+    if not (workdir / "ticks.json").exists() and (workdir / "surgecast.yaml").exists():
+        return _store_ticks(workdir)[1:]  # surgecast run: the store's tick log, minus the backfill
     try:
         return list(json.loads((workdir / "ticks.json").read_text())["ticks"])
     except (OSError, ValueError):
         return []
 
 
+def _store_ticks(workdir: Path) -> list[float]:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(workdir / "bench.db") as conn:
+            rows = conn.execute("SELECT finished_at - started_at FROM tick_runs ORDER BY id").fetchall()
+    except sqlite3.Error:
+        return []
+    return [ns / 1e9 for (ns,) in rows]
+
+
 def _print_ticks(durations: list[float], workdir: Path) -> None:
-    backfill = json.loads((workdir / "ticks.json").read_text())["backfill_s"] if durations else 0
+    if (workdir / "ticks.json").exists():
+        backfill = json.loads((workdir / "ticks.json").read_text())["backfill_s"] if durations else 0
+    else:
+        backfill = (_store_ticks(workdir) or [0.0])[0]
     if durations:
         print(
             f"ticks finished meanwhile: {len(durations)} (median {statistics.median(durations):.2f} s, "

@@ -96,7 +96,9 @@ def no_data_message() -> str:
         ready = {"problems": [exc.detail], "process": None}
     process = ready.get("process") or {}
     nxt = to_time(process.get("next_tick_at")) if process else None
-    if process and process.get("running"):
+    if process and (process.get("running") or (process.get("alive") and not process.get("ticks"))):
+        # in-process scheduler mid-tick, or surgecast run's scheduler child (its first tick
+        # starts at once)
         return "No data yet: the first tick is running now (it backfills history first)."
     if nxt is not None:
         return f"No data yet: the first tick runs at {nxt:%H:%M:%S} UTC."
@@ -379,22 +381,27 @@ def retrain_controls() -> None:
     client = ApiClient(API_URL, token())
     if st.button("Retrain now", disabled=not token(), key="retrain"):
         try:
-            status = client.post("/v1/retrain")
+            client.post("/v1/retrain")
         except ApiError as exc:
-            st.error(f"Retrain not started: {exc.detail}")
+            st.error(f"Retrain not requested: {exc.detail}")
         else:
-            st.success("Retrain started." if status.get("running") else "Retrain finished.")
+            st.success("Retrain requested: the scheduler runs it within seconds.")
     if not token():
         st.caption("Needs an operator token (sidebar).")
     try:
         status = client.get("/v1/retrain")
     except ApiError:
         return
-    if status.get("running"):
+    if status["state"] == "queued":
+        st.info(f"Queued at {to_time(status['requested_at']):%H:%M:%S} by {status['requested_by']}; "
+                "waiting for the scheduler.")  # fmt: skip
+    elif status["state"] == "running":
         st.info(f"Running since {to_time(status['started_at']):%H:%M:%S}.")
-    elif status.get("finished_at"):
+    elif status["state"] == "finished":
+        chosen = len(status.get("result") or {})
         st.caption(f"Last retrain finished {to_time(status['finished_at']):%H:%M:%S}"
-                   + (f" with an error: {status['error']}" if status.get("error") else "."))
+                   + (f" with an error: {status['error']}" if status.get("error")
+                      else f": {chosen} series."))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- what-if

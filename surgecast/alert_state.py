@@ -163,6 +163,11 @@ class AnomalyConditions:
             del self._open[key]
         return [c.alert for c in self._open.values()]
 
+    def last_hit(self, unique_id: str, kind: str) -> pd.Timestamp | None:
+        """The newest anomaly of an open condition, ``None`` if it is not open."""
+        known = self._open.get((unique_id, kind))
+        return known.last_hit if known is not None else None
+
     def _alarm_alert(self, row: Any, anomalies: pd.DataFrame) -> dict[str, Any]:
         point = (
             anomalies[(anomalies["unique_id"] == row.unique_id) & (anomalies["ds"] == row.ds)]

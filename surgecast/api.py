@@ -8,6 +8,7 @@ Errors map to HTTP codes in one place, always as ``{"detail": [{"msg", "type", "
 
     DataError (and BadParameter)   422   loc names the offending parameter
     NotFound                       404
+    Gone                           410 (a cancelled override)
     AuthError                      401 missing/invalid token, 403 scope too low
     Conflict                       409
     SourceUnavailable, StoreError  503
@@ -52,6 +53,7 @@ from surgecast.clock import Clock, system_clock
 from surgecast.config import Settings
 from surgecast.errors import (
     DataError,
+    Gone,
     NotFound,
     SourceUnavailable,
     StoreError,
@@ -63,7 +65,8 @@ from surgecast.store import Store
 __all__ = ["MAX_POINTS_RANGE", "create_app"]
 
 MAX_POINTS_RANGE = MAX_RANGE
-_STATUS = {DataError: 422, NotFound: 404, SourceUnavailable: 503, StoreError: 503}
+# most specific first: the first match decides
+_STATUS = {DataError: 422, Gone: 410, NotFound: 404, SourceUnavailable: 503, StoreError: 503}
 _404: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "unknown service or series"}
 }
@@ -86,6 +89,7 @@ def create_app(
     *,
     calendar: EventsProvider | None = None,
     retrain: Callable[[], Mapping[str, str]] | None = None,
+    process_info: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
     """Build the API over ``store``.
 
@@ -96,7 +100,11 @@ def create_app(
             tick refreshes the scaling answers at once).
         clock: the clock the ticks use (an accelerated demo clock runs ahead of the wall).
         calendar: the fixtures calendar (for /v1/fixtures; registered events are added).
-        retrain: the retrain job, if this process runs the scheduler (POST /v1/retrain).
+        retrain: the retrain job, if this process runs the scheduler in-process: a request
+            (POST /v1/retrain) runs at once; without it, requests wait in the store for the
+            scheduler's process.
+        process_info: what /readyz says about the scheduler when it runs in another process
+            (``surgecast run``'s child); ``state`` speaks for an in-process one.
 
     Example:
         >>> from fastapi.testclient import TestClient
@@ -172,7 +180,7 @@ def create_app(
             "ready": not problems,
             "problems": problems,
             "last_tick_age_s": age,
-            "process": state.snapshot() if state else None,
+            "process": state.snapshot() if state else (process_info() if process_info else None),
         }
         return JSONResponse(status_code=200 if not problems else 503, content=json_value(body))
 
@@ -257,5 +265,5 @@ def create_app(
         }
 
     app.include_router(read_router(ctx))
-    app.include_router(write_router(ctx, RetrainTrigger(retrain)))
+    app.include_router(write_router(ctx, RetrainTrigger(store, retrain)))
     return app

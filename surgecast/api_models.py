@@ -322,8 +322,13 @@ class EventRequest(_In):
 
 
 class RetrainStatus(_Out):
-    running: bool
+    state: Literal["none", "queued", "running", "finished"] = Field(
+        description="none before the first request; queued until the scheduler's process claims it"
+    )
+    running: bool = Field(description="queued or running")
+    requested_at: datetime | None
+    requested_by: str | None
     started_at: datetime | None
     finished_at: datetime | None
-    result: dict[str, str] | None
+    result: dict[str, str] | None = Field(description="series -> chosen model (or its error)")
     error: str | None

@@ -35,7 +35,7 @@ from surgecast.api_models import (
     RecommendationPage,
     ScalingResponse,
 )
-from surgecast.errors import NotFound
+from surgecast.errors import Gone, NotFound
 from surgecast.store_operator import silenced
 from surgecast.store_records import AUDIT_KINDS
 
@@ -264,10 +264,18 @@ def read_router(ctx: ApiContext) -> APIRouter:
 
     @router.get(
         "/v1/overrides/{override_id}", response_model=Override, tags=["operator"],
-        responses=_404, operation_id="get_override",
+        responses={**_404, 410: {"model": ErrorBody, "description": "cancelled (DELETE)"}},
+        operation_id="get_override",
     )  # fmt: skip
     def get_override(override_id: int = OverrideId) -> dict[str, Any]:
-        """One override."""
-        return override_out(store.override(override_id), ctx.now())
+        """One override; 410 once cancelled (it stays in `GET /v1/overrides`, with its
+        `cancelled_at`, and in the audit log)."""
+        found = store.override(override_id)
+        if found["cancelled_at"] is not None:
+            raise Gone(
+                f"override {override_id} was cancelled at {found['cancelled_at'].isoformat()}; "
+                "GET /v1/overrides lists it with cancelled_at"
+            )
+        return override_out(found, ctx.now())
 
     return router

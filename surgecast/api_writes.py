@@ -28,6 +28,8 @@ from surgecast.api_models import (
 )
 from surgecast.api_reads import override_out
 from surgecast.errors import NotFound, StoreError
+from surgecast.retrain_queue import retrain_status, run_retrain_requests
+from surgecast.store import Store
 
 __all__ = ["Conflict", "RetrainTrigger", "write_router"]
 
@@ -46,50 +48,29 @@ class Conflict(Exception):
 
 
 class RetrainTrigger:
-    """Runs ``run`` (the pipeline's retrain job) in a background thread, one at a time.
+    """POST /v1/retrain: queue a retrain in the store for the process that runs the scheduler.
 
-    ``run`` is ``None`` in a process without a scheduler: a retrain must be triggered on the
-    process that runs the ticks.
+    With ``run`` (this process runs the scheduler in-process), the request is also claimed and
+    run at once in a background thread; otherwise the scheduler's retrain-requests job picks it
+    up within seconds (``surgecast run``'s scheduler child, or ``surgecast scheduler``).
     """
 
-    def __init__(self, run: Callable[[], Mapping[str, str]] | None) -> None:
+    def __init__(self, store: Store, run: Callable[[], Mapping[str, str]] | None) -> None:
+        self.store = store
         self.run = run
-        self._lock = threading.Lock()
-        self._status: dict[str, Any] = {
-            "running": False, "started_at": None, "finished_at": None, "result": None, "error": None,
-        }  # fmt: skip
 
-    def start(self) -> bool:
-        """Start a retrain; ``False`` if one is running already."""
-        if self.run is None:
-            raise Conflict(
-                "this process runs no scheduler; trigger the retrain on the scheduler process"
-            )
-        with self._lock:
-            if self._status["running"]:
-                return False
-            self._status = {
-                "running": True, "started_at": pd.Timestamp.now(tz="UTC"), "finished_at": None,
-                "result": None, "error": None,
-            }  # fmt: skip
-        threading.Thread(target=self._run, name="retrain-api", daemon=True).start()
-        return True
-
-    def _run(self) -> None:
-        result, error = None, None
-        try:
-            result = {str(k): str(v) for k, v in self.run().items()}  # type: ignore[misc]
-        except Exception as exc:  # reported on GET /v1/retrain
-            log.exception("retrain triggered through the API failed")
-            error = f"{type(exc).__name__}: {exc}"
-        with self._lock:
-            self._status.update(
-                running=False, finished_at=pd.Timestamp.now(tz="UTC"), result=result, error=error
-            )
+    def start(self, requested_by: str) -> bool:
+        """Queue a retrain; ``False`` if one is queued or running already."""
+        _, created = self.store.request_retrain(requested_by, pd.Timestamp.now(tz="UTC"))
+        if created and self.run is not None:
+            threading.Thread(
+                target=run_retrain_requests, args=(self.run, self.store), name="retrain-api",
+                daemon=True,
+            ).start()  # fmt: skip
+        return created
 
     def status(self) -> dict[str, Any]:
-        with self._lock:
-            return json_value(dict(self._status))
+        return json_value(retrain_status(self.store.retrain_status()))
 
 
 def write_router(ctx: ApiContext, retrain: RetrainTrigger) -> APIRouter:
@@ -178,7 +159,7 @@ def write_router(ctx: ApiContext, retrain: RetrainTrigger) -> APIRouter:
     def acknowledge(req: AckRequest, who: Principal = Depends(operator)) -> dict[str, Any]:
         """Acknowledge the anomalies of a series (the one at `ds`, or all so far), or silence
         them (one `kind` or all) until `until` (at most 7 days ahead). /v1/anomalies shows the
-        state. Alerts already sent are not recalled: silence them in Alertmanager too."""
+        state; the next tick resolves the covered alerts in Alertmanager."""
         now = ctx.now()
         ds = pd.Timestamp(req.ds).tz_convert("UTC") if req.ds else None
         until = pd.Timestamp(req.until).tz_convert("UTC") if req.until else None
@@ -217,18 +198,20 @@ def write_router(ctx: ApiContext, retrain: RetrainTrigger) -> APIRouter:
         return {**json_value(event), "registered": True}
 
     @router.post("/v1/retrain", response_model=RetrainStatus, status_code=202,
-                 responses={**AUTH_RESPONSES, 409: {**_ERR, "description": "no scheduler here"}})
+                 responses=AUTH_RESPONSES)
     def trigger_retrain(who: Principal = Depends(operator)) -> dict[str, Any]:
-        """Start the retrain job now (model selection by backtest) in the background; one at a
-        time (a second request while it runs returns its status)."""
-        if retrain.start():
-            audit(ctx.now(), "*", "retrain started", "triggered through the API", who, {})
+        """Queue the retrain job (model selection by backtest); the process that runs the
+        scheduler runs it within seconds. One at a time: a request while one is queued or
+        running returns that one's status."""
+        if retrain.start(who.name):
+            audit(ctx.now(), "*", "retrain requested", "triggered through the API", who, {})
         return retrain.status()
 
     @router.get("/v1/retrain", response_model=RetrainStatus,
                 dependencies=ctx.auth.read_dependencies(), responses=ctx.auth.read_responses())
-    def retrain_status() -> dict[str, Any]:
-        """The state of the last retrain triggered through the API."""
+    def get_retrain_status() -> dict[str, Any]:
+        """The newest retrain request: queued, running (on the scheduler's process) or
+        finished, with the model chosen per series or the error."""
         return retrain.status()
 
     return router

@@ -61,3 +61,7 @@ class NotFound(SurgecastError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else "not found"
+
+
+class Gone(NotFound):
+    """The object existed but was ended on purpose (a cancelled override): HTTP 410."""

@@ -45,6 +45,7 @@ from surgecast.history import RecentHistory
 from surgecast.registry import load_choice
 from surgecast.retrain import RetrainPolicy, policy_from_settings, select_many
 from surgecast.store import Store
+from surgecast.store_operator import silenced
 
 __all__ = ["Pipeline", "TickReport", "step_of"]
 
@@ -396,11 +397,35 @@ class Pipeline:
     ) -> None:
         """Anomaly alerts through the lifecycle: alarms open conditions (the debouncer already
         merged hits and repeats), new hits keep them open, quiet ones resolve."""
-        active = self.anomaly_conditions.update(alarms, anomalies, now)
+        active = self._not_acknowledged(self.anomaly_conditions.update(alarms, anomalies, now), report)
         enqueued, errors = self.alerts.publish("anomaly", active, now)
         report.alerts += enqueued
         for key, exc in errors:
             report.error("alert", key, exc)
+
+    def _not_acknowledged(
+        self, active: list[dict[str, Any]], report: TickReport
+    ) -> list[dict[str, Any]]:
+        """The open anomaly alerts an operator has not acknowledged or silenced (POST
+        /v1/anomalies/acks). One that was firing drops out of the active set, so the lifecycle
+        resolves it in Alertmanager; a new hit after the acknowledgement (or after the silence
+        ends) opens it again."""
+        uids = sorted({str(a["labels"].get("series", "")) for a in active})
+        if not uids:
+            return active
+        try:
+            acks = self.store.acks(uids)
+        except Exception as exc:  # unreadable acknowledgements must never mute an alert
+            report.error("alert", "acknowledgements", exc)
+            return active
+        kept = []
+        for alert in active:
+            uid, kind = str(alert["labels"].get("series", "")), str(alert["labels"].get("kind", ""))
+            hit = self.anomaly_conditions.last_hit(uid, kind)
+            if hit is not None and silenced(acks, uid, kind, hit) is not None:
+                continue
+            kept.append(alert)
+        return kept
 
     def _execute(self, now: pd.Timestamp, report: TickReport) -> None:
         """Push this tick's recommendations to the configured executors (dry run by default)."""

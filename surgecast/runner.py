@@ -1,4 +1,9 @@
-"""Long-running processes: scheduler + API (+ dashboard) in one, or each apart.
+"""Long-running processes: scheduler + API (+ dashboard) together, or each apart.
+
+``surgecast run`` serves the API in its own process and runs the scheduler and the dashboard as
+child processes: a tick is CPU-bound Python, and in the API's process it would hold the GIL
+while an autoscaler waits for its answer. Operator writes and retrain requests reach the
+scheduler through the store, as they do between ``surgecast api`` and ``surgecast scheduler``.
 
 Shutdown is the same everywhere: SIGINT/SIGTERM asks the pipeline to stop between series, shuts
 the scheduler down, stops uvicorn and the dashboard child, and exits 0.
@@ -7,6 +12,9 @@ the scheduler down, stops uvicorn and the dashboard child, and exits 0.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
 import os
 import signal
 import subprocess
@@ -14,12 +22,13 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from surgecast.api import create_app
 from surgecast.api_common import EventsProvider, attach_registered_events
-from surgecast.clock import system_clock
+from surgecast.clock import Clock, system_clock
 from surgecast.config import Settings
 from surgecast.errors import ConfigError
 from surgecast.scheduler import ServiceState, build_scheduler
@@ -68,40 +77,87 @@ def _stop_child(child: subprocess.Popen[bytes] | None) -> None:
         child.wait(timeout=5)
 
 
-def _calendar(settings: Settings) -> EventsProvider | None:
-    """The fixtures calendar of an API-only process (the simulator's, if it is the source)."""
+def _clock_and_calendar(settings: Settings) -> tuple[Clock, EventsProvider | None]:
+    """The clock the ticks run on (an accelerated one for a ``--speed`` demo) and the fixtures
+    calendar (simulator or fixtures files), for a process that serves the API."""
     try:
         sources = build_sources(settings)
     except ConfigError:
-        return None
-    return sources.events if sources.simulators else None
+        return system_clock, None
+    calendar = sources.events if sources.simulators or sources.calendars else None
+    return sources.clock, calendar
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _scheduler_main(settings: Settings, clock: Clock, log_level: int) -> None:
+    """The scheduler child of ``surgecast run`` (a spawned process: its own interpreter and GIL,
+    so a tick never stalls the API's answers)."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cmdstanpy").disabled = True
+    raise SystemExit(run_scheduler(settings, clock=clock))
+
+
+def _start_scheduler(settings: Settings, clock: Clock) -> multiprocessing.process.BaseProcess:
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    child = context.Process(
+        target=_scheduler_main, args=(settings, clock, logging.getLogger().getEffectiveLevel()),
+        name="surgecast-scheduler",
+    )  # fmt: skip
+    child.start()
+    log.info("scheduler started in process %d: tick every %d s", child.pid, settings.tick_interval_seconds)
+    return child
+
+
+def _stop_scheduler(child: multiprocessing.process.BaseProcess | None) -> None:
+    if child is None or not child.is_alive():
+        return
+    child.terminate()  # SIGTERM: the scheduler stops between series and exits 0
+    child.join(timeout=30)
+    if child.is_alive():
+        log.warning("the scheduler process did not stop within 30 s: killing it")
+        child.kill()
+        child.join(timeout=10)
+
+
 def run_service(
     settings: Settings, *, with_scheduler: bool = True, with_dashboard: bool = True
 ) -> int:
-    """``surgecast run``: scheduler, API and dashboard in one process tree. Returns the exit code."""
+    """``surgecast run``: the API in this process, the scheduler and the dashboard as child
+    processes. Returns the exit code: 0 after SIGINT/SIGTERM, 1 if the scheduler died."""
     store = Store(settings.store.url)
-    state = ServiceState()
-    pipeline = build_pipeline(settings, store) if with_scheduler else None
-    scheduler = build_scheduler(pipeline, settings, state) if pipeline is not None else None
-    calendar = attach_registered_events(pipeline, store) if pipeline else _calendar(settings)
+    clock, calendar = _clock_and_calendar(settings)
+    scheduler = _start_scheduler(settings, clock) if with_scheduler else None
+
+    def process_info() -> dict[str, Any]:
+        assert scheduler is not None
+        return {"scheduler": "child process", "pid": scheduler.pid, "alive": scheduler.is_alive()}
+
     app = create_app(
-        settings, store, state, clock=pipeline.clock if pipeline else system_clock,
-        calendar=calendar, retrain=pipeline.retrain if pipeline else None,
+        settings, store, clock=clock, calendar=calendar,
+        process_info=process_info if scheduler is not None else None,
     )  # fmt: skip
     config = uvicorn.Config(
         app, host=settings.api.host, port=settings.api.port, log_level="info", access_log=False
     )
     server = uvicorn.Server(config)
     child = _start_dashboard(settings) if with_dashboard else None
+    stopping = threading.Event()
+    scheduler_died = threading.Event()
+
+    def watch_scheduler() -> None:
+        assert scheduler is not None
+        # wait on the sentinel, not join(): only the main thread reaps the child
+        multiprocessing.connection.wait([scheduler.sentinel])
+        if not stopping.is_set():
+            log.error("the scheduler process exited (code %s): stopping surgecast", scheduler.exitcode)
+            scheduler_died.set()
+            server.should_exit = True
+
     if scheduler is not None:
-        scheduler.start()
-        log.info("scheduler started: tick every %d s", settings.tick_interval_seconds)
+        threading.Thread(target=watch_scheduler, name="scheduler-watch", daemon=True).start()
     # uvicorn re-raises the signal that stopped it once it has shut down; with this handler a
     # SIGTERM (like SIGINT) ends up as KeyboardInterrupt below, so cleanup runs and we exit 0
     previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -110,15 +166,13 @@ def run_service(
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the captured SIGINT after its graceful shutdown
     finally:
-        if pipeline is not None:
-            pipeline.stop_requested.set()
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        stopping.set()
+        _stop_scheduler(scheduler)
         _stop_child(child)
         store.close()
         signal.signal(signal.SIGTERM, previous_term)
     log.info("surgecast stopped")
-    return 0
+    return 1 if scheduler_died.is_set() else 0
 
 
 def run_api(settings: Settings) -> int:
@@ -126,11 +180,11 @@ def run_api(settings: Settings) -> int:
     return run_service(settings, with_scheduler=False, with_dashboard=False)
 
 
-def run_scheduler(settings: Settings) -> int:
+def run_scheduler(settings: Settings, *, clock: Clock | None = None) -> int:
     """``surgecast scheduler``: the tick loop alone, until SIGINT or SIGTERM."""
     store = Store(settings.store.url)
     state = ServiceState()
-    pipeline = build_pipeline(settings, store)
+    pipeline = build_pipeline(settings, store, clock=clock)
     attach_registered_events(pipeline, store)
     scheduler = build_scheduler(pipeline, settings, state)
     stop = threading.Event()

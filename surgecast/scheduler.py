@@ -1,5 +1,6 @@
-"""APScheduler 3.x wiring: the tick every ``tick_interval_seconds``, a daily retrain slot, and
-the alert outbox delivered every ``alerting.delivery_interval_seconds``.
+"""APScheduler 3.x wiring: the tick every ``tick_interval_seconds``, a daily retrain slot, the
+alert outbox delivered every ``alerting.delivery_interval_seconds``, and the retrain requests
+queued through the API run within ``RETRAIN_POLL_SECONDS``.
 
 One ``BackgroundScheduler`` per deployment (CONVENTIONS.md §5: a job store cannot be shared
 between processes), with ``max_instances=1`` so a slow tick is never run twice at once and
@@ -21,10 +22,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from surgecast.config import Settings
 from surgecast.delivery import DeliveryReport, OutboxDeliverer, build_deliverer
 from surgecast.pipeline import Pipeline, TickReport
+from surgecast.retrain_queue import run_retrain_requests
 
-__all__ = ["ServiceState", "build_scheduler", "run_delivery"]
+__all__ = ["RETRAIN_POLL_SECONDS", "ServiceState", "build_scheduler", "run_delivery"]
 
 log = logging.getLogger(__name__)
+
+# how often the scheduler looks for retrain requests queued through the API
+RETRAIN_POLL_SECONDS = 5
 
 
 @dataclass
@@ -171,5 +176,23 @@ def build_scheduler(
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(5, 2 * every),
+        )
+    if isinstance(pipeline, Pipeline):
+        if first_tick_now:  # a request this process's predecessor started died with it
+            abandoned = pipeline.store.abandon_retrains(
+                pd.Timestamp.now(tz="UTC"), "the scheduler stopped before the retrain finished"
+            )
+            if abandoned:
+                log.warning("%d retrain request(s) left unfinished by a stopped scheduler", abandoned)
+        scheduler.add_job(
+            run_retrain_requests,
+            "interval",
+            args=[pipeline.retrain, pipeline.store],
+            seconds=RETRAIN_POLL_SECONDS,
+            id="retrain-requests",
+            name="surgecast retrain requests (POST /v1/retrain)",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
         )
     return scheduler

@@ -16,7 +16,14 @@ from sqlalchemy import func, select, update
 
 from surgecast.errors import DataError, NotFound
 from surgecast.store_base import StoreBase, check_limit, to_frame, where_range
-from surgecast.store_codec import TimestampLike, decode_json, from_ns, optional_ns, to_ns
+from surgecast.store_codec import (
+    TimestampLike,
+    decode_json,
+    encode_json,
+    from_ns,
+    optional_ns,
+    to_ns,
+)
 from surgecast.store_schema import (
     ALERT_DELIVERED,
     ALERT_FAILED,
@@ -28,6 +35,7 @@ from surgecast.store_schema import (
     operator_overrides,
     points,
     registered_events,
+    retrain_requests,
 )
 from surgecast.store_series import ANOMALY_SPEC as _ANOMALY_SPEC
 
@@ -38,7 +46,7 @@ ACK_ACTIONS = ("ack", "silence")
 ALERT_STATUSES = (ALERT_PENDING, ALERT_DELIVERED, ALERT_FAILED)
 _TIMES = {
     "starts_at", "ends_at", "created_at", "cancelled_at", "ds", "until",
-    "next_attempt_at", "delivered_at",
+    "next_attempt_at", "delivered_at", "requested_at", "started_at", "finished_at",
 }  # fmt: skip
 _EVENT_SPEC = {
     "event_id": "str",
@@ -169,6 +177,76 @@ class OperatorStore(StoreBase):
             stmt = stmt.where(anomaly_acks.c.unique_id.in_([str(u) for u in unique_ids]))
         stmt = stmt.order_by(anomaly_acks.c.id.desc()).limit(check_limit(limit))
         return self._rows(stmt, "read acknowledgements")
+
+    # -- retrain requests --------------------------------------------------------------------
+    def request_retrain(self, requested_by: str, now: TimestampLike) -> tuple[dict[str, Any], bool]:
+        """Queue a retrain, unless one is queued or running already (then that one is returned).
+
+        Returns:
+            The request, and whether this call created it.
+        """
+        c = retrain_requests.c
+        with self._write("queue a retrain") as conn:
+            open_row = conn.execute(
+                select(retrain_requests).where(c.finished_at.is_(None)).order_by(c.id).limit(1)
+            ).mappings().first()
+            if open_row is not None:
+                return _decode(open_row), False
+            new_id = conn.execute(retrain_requests.insert().values(
+                requested_at=to_ns(now, field="now"), requested_by=str(requested_by),
+            )).inserted_primary_key[0]  # fmt: skip
+            row = conn.execute(select(retrain_requests).where(c.id == new_id)).mappings().one()
+        return _decode(row), True
+
+    def claim_retrain(self, now: TimestampLike) -> bool:
+        """Mark every queued request as started at ``now``; ``True`` if there was one. One
+        claimant wins: the others find nothing left to claim."""
+        c = retrain_requests.c
+        with self._write("claim a retrain") as conn:
+            claimed = conn.execute(
+                update(retrain_requests)
+                .where(c.started_at.is_(None), c.finished_at.is_(None))
+                .values(started_at=to_ns(now, field="now"))
+            ).rowcount
+        return bool(claimed)
+
+    def finish_retrain(
+        self,
+        started_at: TimestampLike,
+        finished_at: TimestampLike,
+        result: Mapping[str, str] | None,
+        error: str | None,
+    ) -> None:
+        """Record the outcome of the requests claimed at ``started_at``."""
+        c = retrain_requests.c
+        values = {
+            "finished_at": to_ns(finished_at, field="finished_at"),
+            "result": encode_json(dict(result), field="result") if result is not None else None,
+            "error": error,
+        }
+        with self._write("record the retrain") as conn:
+            conn.execute(
+                update(retrain_requests)
+                .where(c.started_at == to_ns(started_at, field="started_at"), c.finished_at.is_(None))
+                .values(values)
+            )
+
+    def abandon_retrains(self, now: TimestampLike, reason: str) -> int:
+        """Finish, with ``reason`` as the error, requests started but never finished (their
+        scheduler stopped mid-way); queued ones stay queued. Returns how many."""
+        c = retrain_requests.c
+        with self._write("abandon unfinished retrains") as conn:
+            return int(conn.execute(
+                update(retrain_requests)
+                .where(c.started_at.is_not(None), c.finished_at.is_(None))
+                .values(finished_at=to_ns(now, field="now"), error=str(reason))
+            ).rowcount)  # fmt: skip
+
+    def retrain_status(self) -> dict[str, Any] | None:
+        """The newest retrain request, or ``None`` before the first."""
+        stmt = select(retrain_requests).order_by(retrain_requests.c.id.desc()).limit(1)
+        found = self._rows(stmt, "read the retrain status")
+        return found[0] if found else None
 
     # -- registered events -------------------------------------------------------------------
     def save_event(self, event: Mapping[str, Any], created_by: str, created_at: TimestampLike) -> None:
@@ -307,8 +385,8 @@ def _decode(row: Mapping[Any, Any]) -> dict[str, Any]:
     for key, value in row.items():
         if key in _TIMES:
             out[key] = from_ns(value)
-        elif key == "payload":
-            out[key] = decode_json(value)
+        elif key in ("payload", "result"):
+            out[key] = decode_json(value) if value is not None else None
         else:
             out[key] = value
     return out

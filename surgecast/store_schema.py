@@ -36,6 +36,7 @@ __all__ = [
     "operator_overrides",
     "recommendations",
     "registered_events",
+    "retrain_requests",
     "tick_runs",
 ]
 
@@ -221,4 +222,19 @@ registered_events = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", Nanos, nullable=False),
     Index("ix_registered_events_range", "starts_at", "ends_at"),
+)
+
+# retrain requests (POST /v1/retrain in any API process); the scheduler process claims and runs
+# them, so the request need not reach the process that ticks
+retrain_requests = Table(
+    "retrain_requests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("requested_at", Nanos, nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("started_at", Nanos),
+    Column("finished_at", Nanos),
+    Column("result", Text),
+    Column("error", Text),
+    Index("ix_retrain_requests_open", "finished_at", "started_at"),
 )

@@ -121,7 +121,11 @@ def test_cancel_ends_an_override_now(world):
     assert response.status_code == 200
     assert response.json()["active"] is False and response.json()["cancelled_at"] is not None
     assert client.get("/v1/scaling/payments").json()["recommended_replicas"] == planned
-    assert client.get(f"/v1/overrides/{created['id']}").json()["active"] is False
+    gone = client.get(f"/v1/overrides/{created['id']}")
+    assert gone.status_code == 410 and "cancelled at" in gone.json()["detail"][0]["msg"]
+    listed = {o["id"]: o for o in client.get("/v1/overrides").json()}
+    assert listed[created["id"]]["active"] is False  # history keeps it
+    assert client.delete(f"/v1/overrides/{created['id']}", headers=HEADERS).status_code == 200
     assert client.delete("/v1/overrides/999999", headers=HEADERS).status_code == 404
 
 

@@ -44,6 +44,15 @@ def test_committed_example_config_is_valid():
     assert "bet-placement" in s.services
 
 
+def test_the_example_configs_commented_tokens_are_valid_once_uncommented(tmp_path):
+    text = (REPO / "surgecast.yaml").read_text()
+    text = text.replace("  # tokens:", "  tokens:").replace("  #   - {name:", "    - {name:")
+    path = tmp_path / "surgecast.yaml"
+    path.write_text(text)
+    tokens = load_settings(path).api.tokens
+    assert [(t.name, t.scope) for t in tokens] == [("keda", "read"), ("sre", "operator")]
+
+
 def test_misspelt_key_names_the_file_the_key_and_the_allowed_keys(tmp_path):
     path = write(tmp_path, "services:\n  bet-placement:\n    capacity_per_replca: 50\n")
     with pytest.raises(ConfigError) as info:

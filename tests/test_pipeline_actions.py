@@ -263,3 +263,58 @@ def test_with_one_minute_data_a_recommendation_is_valid_for_three_ticks(tmp_path
         assert rec["valid_until"] - rec["at"] == pd.Timedelta(minutes=3)
     finally:
         store.close()
+
+
+def anomaly_frames(uid: str, kind: str, at: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    alarms = pd.DataFrame([{"unique_id": uid, "start": at, "ds": at, "kind": kind, "score": 0.95,
+                            "detector": "novelty"}])  # fmt: skip
+    hits = pd.DataFrame([{"unique_id": uid, "ds": at, "y": 9.0, "expected": 1.0, "kind": kind}])
+    return alarms, hits
+
+
+def anomaly_notifications(store, uid: str) -> list[dict]:
+    """The alerts sent for ``uid``, oldest first; each is marked delivered (Alertmanager took
+    it), as a resolution waits for its firing to be delivered."""
+    rows = [r for r in store.list_alerts(limit=100) if r["payload"]["labels"].get("series") == uid]
+    rows.sort(key=lambda r: r["id"])
+    for r in rows:
+        if r["status"] == "pending":
+            store.mark_alert_delivered(r["id"], r["created_at"])
+    return [r["payload"] for r in rows]
+
+
+@pytest.mark.parametrize("action", ["ack", "silence"])
+def test_an_acknowledged_or_silenced_anomaly_alert_resolves_and_a_new_hit_reopens_it(ticked, action):
+    from surgecast.pipeline import TickReport
+
+    _, store, pipeline = ticked
+    uid, at = "payments:deposit_failures_per_second", NOW + pd.Timedelta("10min")
+    empty = pd.DataFrame()
+    pipeline._enqueue_alerts(*anomaly_frames(uid, "spike", at), at, TickReport(now=at, started_at=at))
+    [fired] = anomaly_notifications(store, uid)
+    assert pd.Timestamp(fired["endsAt"]) > at  # firing
+    until = at + pd.Timedelta("1h") if action == "silence" else None
+    store.save_ack(action, uid, "spike", at, until, "provider incident, handled", "ops",
+                   at + pd.Timedelta("1min"))  # fmt: skip
+    later = at + pd.Timedelta("2min")
+    pipeline._enqueue_alerts(empty, empty, later, TickReport(now=later, started_at=later))
+    resolved = anomaly_notifications(store, uid)[-1]
+    assert pd.Timestamp(resolved["endsAt"]) == later  # resolved in Alertmanager
+    # a hit after the acknowledgement (or past the silence) is news: it fires again
+    again = until + pd.Timedelta("5min") if until is not None else at + pd.Timedelta("5min")
+    pipeline._enqueue_alerts(*anomaly_frames(uid, "spike", again), again,
+                             TickReport(now=again, started_at=again))  # fmt: skip
+    assert pd.Timestamp(anomaly_notifications(store, uid)[-1]["endsAt"]) > again
+
+
+def test_an_acknowledgement_of_another_kind_does_not_mute_the_alert(ticked):
+    from surgecast.pipeline import TickReport
+
+    _, store, pipeline = ticked
+    uid, at = "payments:deposit_failures_per_second", NOW + pd.Timedelta("10min")
+    pipeline._enqueue_alerts(*anomaly_frames(uid, "spike", at), at, TickReport(now=at, started_at=at))
+    store.save_ack("ack", uid, "drop", None, None, "not this one", "ops", at + pd.Timedelta("1min"))
+    later = at + pd.Timedelta("2min")
+    report = TickReport(now=later, started_at=later)
+    assert pipeline._not_acknowledged(
+        [{"labels": {"series": uid, "kind": "spike"}}], report) != []  # fmt: skip

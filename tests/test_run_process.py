@@ -17,6 +17,17 @@ from processes import free_port
 pytestmark = pytest.mark.slow
 
 SURGECAST = str(Path(sys.executable).with_name("surgecast"))
+TOKEN = "operator-token-0123456789"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purposes: it runs nothing
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
 
 
 def write_config(tmp_path: Path, api_port: int, dash_port: int) -> Path:
@@ -28,7 +39,7 @@ backfill_days: 2
 sources:
   simulator: {{type: simulator, seed: 5, step: 1min}}
 store: {{url: "sqlite:///{tmp_path / "run.db"}"}}
-api: {{host: 127.0.0.1, port: {api_port}}}
+api: {{host: 127.0.0.1, port: {api_port}, tokens: [{{name: ops, token: {TOKEN}, scope: operator}}]}}
 dashboard: {{enabled: true, host: 127.0.0.1, port: {dash_port}}}
 forecast: {{history_days: 2}}
 detect: {{history_days: 1}}
@@ -95,10 +106,25 @@ def test_run_serves_stops_cleanly_and_resumes(tmp_path):
             timeout=60, what="the dashboard",
         )  # fmt: skip
         assert health == "ok"
+        # the ticks run in a child process, so they never hold the API's interpreter
+        ready = httpx.get(f"{base}/readyz", timeout=3).json()
+        scheduler_pid = ready["process"]["pid"]
+        assert ready["process"]["scheduler"] == "child process" and ready["process"]["alive"]
+        assert scheduler_pid != proc.pid and alive(scheduler_pid)
+        # a retrain requested through the API reaches the scheduler child through the store
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        queued = httpx.post(f"{base}/v1/retrain", headers=auth, timeout=5)
+        assert queued.status_code == 202 and queued.json()["state"] in ("queued", "running")
+        done = wait_for(
+            lambda: (r := httpx.get(f"{base}/v1/retrain", timeout=3).json())["state"] == "finished" and r,
+            timeout=60, what="the retrain requested through the API",
+        )  # fmt: skip
+        assert done["requested_by"] == "ops" and len(done["result"]) == 19
     finally:
         code, took = stop(proc)
     assert code == 0, log.read_text()[-3000:]
     assert took < 10
+    assert not alive(scheduler_pid)
     # the dashboard child went with it
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{dash_port}/_stcore/health", timeout=2)
@@ -149,3 +175,25 @@ def test_scheduler_alone_ticks_and_stops_on_sigterm(tmp_path):
         store.close()
     assert code == 0, log.read_text()[-3000:]
     assert took < 10
+
+
+def test_run_stops_with_exit_1_when_its_scheduler_dies(tmp_path):
+    api_port = free_port()
+    config = write_config(tmp_path, api_port, free_port())
+    config.write_text(config.read_text().replace("enabled: true", "enabled: false"))
+    log = tmp_path / "run.log"
+    base = f"http://127.0.0.1:{api_port}"
+    proc = start(config, log)
+    try:
+        ready = wait_for(
+            lambda: (r := httpx.get(f"{base}/readyz", timeout=3).json()).get("process") and r,
+            timeout=60, what="the API",
+        )  # fmt: skip
+        os.kill(ready["process"]["pid"], signal.SIGKILL)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 1, log.read_text()[-3000:]
+    assert "the scheduler process exited" in log.read_text()
