@@ -90,7 +90,9 @@ def _sqlite_engine(url: URL) -> Engine:
         "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     }
     if in_memory:
-        # every new connection to :memory: would be a new, empty database: share one
+        # every new connection to :memory: would be a new, empty database: share one. Threads
+        # that use it at once share its transactions too, so :memory: is for one thread at a
+        # time (tests, notebooks); a service that writes from several threads needs a file
         kwargs["poolclass"] = StaticPool
     engine = create_engine(url, **kwargs)
     event.listen(engine, "connect", _sqlite_pragmas)

@@ -181,13 +181,13 @@ def test_client_turns_a_dead_api_into_api_unreachable():
         client.get("/v1/recommendations")
 
 
-def test_client_turns_an_error_status_into_api_error_with_the_apis_message():
+def test_client_turns_an_error_status_into_api_error_with_the_apis_message(tmp_path):
     from dashboard.demo import ApiServer
     from surgecast.api import create_app
     from surgecast.config import Settings
     from surgecast.store import Store
 
-    store = Store("sqlite://")
+    store = Store(f"sqlite:///{tmp_path / 'client.db'}")  # served from uvicorn's threads
     server = ApiServer(create_app(Settings(), store)).start()
     try:
         client = ApiClient(server.url)

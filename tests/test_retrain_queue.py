@@ -20,8 +20,10 @@ AUTH = {"Authorization": f"Bearer {OPERATOR}"}
 
 
 @pytest.fixture
-def store():
-    s = Store("sqlite://")
+def store(tmp_path):
+    # a file, not ":memory:": the in-process retrain writes from its own thread, and threads
+    # sharing one in-memory connection would share (and roll back) each other's transactions
+    s = Store(f"sqlite:///{tmp_path / 'queue.db'}")
     yield s
     s.close()
 
