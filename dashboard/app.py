@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from actions.what_if import WhatIfSettings, extend_with_history, summarise, what_if_plan
-from dashboard.charts import COLOURS, series_chart, what_if_chart
+from dashboard.charts import COLOURS, fixture_timeline, series_chart, what_if_chart
 from dashboard.client import ApiClient, ApiError, ApiUnreachable
 from dashboard.views import (
     anomaly_states,
@@ -160,8 +160,11 @@ def overview_page() -> None:
     else:
         for line in outlook["outlook"].head(8):
             st.markdown(f"- {line}")
+        st.altair_chart(fixture_timeline(outlook, now), width="stretch", key="fixture_timeline")
+        st.caption("Bars: fixtures, darker the bigger the surge; green ticks: when the replicas "
+                   "must be ready; red rule: now.")  # fmt: skip
         st.dataframe(
-            outlook.drop(columns=["outlook"]), hide_index=True, width="stretch", key="outlook",
+            outlook.drop(columns=["outlook", "end"]), hide_index=True, width="stretch", key="outlook",
             column_config={
                 "kickoff": st.column_config.DatetimeColumn(format="HH:mm"),
                 "ready by": st.column_config.DatetimeColumn(format="HH:mm"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-__all__ = ["COLOURS", "series_chart", "what_if_chart"]
+__all__ = ["COLOURS", "fixture_timeline", "series_chart", "what_if_chart"]
 
 COLOURS = {
     "actual": "#1f77b4",
@@ -114,3 +114,34 @@ def what_if_chart(
         alt.layer(*layers).properties(height=260, width="container"),
         risk.properties(height=110, width="container"),
     )
+
+
+def fixture_timeline(outlook: pd.DataFrame, now: pd.Timestamp) -> alt.LayerChart:
+    """The coming fixtures as bars from kickoff to end, darker the bigger the predicted surge,
+    each labelled with its service, surge and replicas; a tick marks when those replicas must be
+    ready and a rule marks now."""
+    rows = outlook.sort_values("kickoff", kind="stable").reset_index(drop=True)
+    rows["end"] = rows["end"].fillna(rows["kickoff"] + pd.Timedelta(hours=2))
+    # one row per fixture even when two share a name (a row label keeps them apart)
+    rows["row"] = [f"{r.kickoff:%H:%M} {r.fixture}" for r in rows.itertuples()]
+    rows["label"] = [
+        f"{r.service} x{r.surge:.1f}, {int(r.replicas)} replicas" if pd.notna(r.surge) else "no estimate"
+        for r in rows.itertuples()
+    ]
+    y = alt.Y("row:N", sort=None, title=None, axis=alt.Axis(labelLimit=260))
+    x = alt.X("kickoff:T", title="time (UTC)", axis=_AXIS)
+    tooltip = ["fixture:N", "competition:N", alt.Tooltip("kickoff:T", format="%H:%M"),
+               "service:N", alt.Tooltip("surge:Q", format=".1f"), "replicas:Q",
+               alt.Tooltip("ready by:T", format="%H:%M"), "basis:N"]  # fmt: skip
+    base = alt.Chart(rows)
+    bars = base.mark_bar(height=14, cornerRadius=3).encode(
+        x=x, x2="end:T", y=y, tooltip=tooltip,
+        color=alt.Color("surge:Q", scale=alt.Scale(scheme="oranges", domain=[1, 6], clamp=True),
+                        legend=None),
+    )  # fmt: skip
+    labels = base.mark_text(align="left", dx=4, fontSize=11).encode(x=x, y=y, text="label:N")
+    ready = base.mark_tick(color=COLOURS["capacity"], thickness=3, size=18).encode(
+        x="ready by:T", y=y, tooltip=tooltip)
+    now_rule = alt.Chart(pd.DataFrame({"now": [now]})).mark_rule(
+        color=COLOURS["anomaly"], strokeDash=[3, 3]).encode(x="now:T")
+    return alt.layer(bars, ready, labels, now_rule).properties(height=alt.Step(30))

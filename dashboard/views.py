@@ -188,7 +188,7 @@ def fixture_outlook(
             if guess is not None and (best is None or guess["multiplier"] > best["multiplier"]):
                 best = {"service": service, **guess}
         row = {
-            "kickoff": kickoff, "fixture": fx.get("name") or fx["event_id"],
+            "kickoff": kickoff, "end": to_time(fx.get("end")), "fixture": fx.get("name") or fx["event_id"],
             "competition": fx.get("competition") or fx.get("sport") or "",
             "importance": fx.get("importance"), "registered": bool(fx.get("registered")),
         }  # fmt: skip
@@ -204,7 +204,7 @@ def fixture_outlook(
                 f"x{best['multiplier']:.1f}, {best['replicas']} replicas by {best['ready_by']:%H:%M}",
             })  # fmt: skip
         rows.append(row)
-    columns = ["kickoff", "fixture", "competition", "importance", "registered", "service", "surge",
+    columns = ["kickoff", "end", "fixture", "competition", "importance", "registered", "service", "surge",
                "peak", "replicas", "ready by", "basis", "outlook"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 

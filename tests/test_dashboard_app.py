@@ -102,6 +102,13 @@ def test_overview_shows_every_services_recommendation_as_the_api_serves_it(live,
         assert row["load now"] == pytest.approx(rec["inputs"]["current_load"])
         assert row["reason"] == rec["reason"]
     assert any("fixtures" in h.value for h in at.subheader)
+    if len(at.dataframe) > 1:  # fixtures ahead: the outlook table and its timeline
+        outlook = at.dataframe[1].value
+        timeline = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+        assert len(timeline["layer"]) == 4  # bars, ready-by ticks, labels, now
+        assert len(at.markdown) >= min(len(outlook), 8)  # one line per fixture (at most 8)
+    else:
+        assert any("No fixtures in the next 6 hours" in i.value for i in at.info)
 
 
 def test_series_explorer_charts_the_series_and_its_numbers_match_the_api(live, monkeypatch):
