@@ -26,3 +26,26 @@ def test_accelerated_clock_starts_at_origin_and_runs_faster():
 def test_accelerated_clock_rejects_non_positive_speed():
     with pytest.raises(ValueError, match="speed must be > 0"):
         accelerated_clock(0)
+
+
+def _read_clock(clock, out) -> None:  # runs in a spawned child
+    out.put(clock())
+
+
+def test_an_accelerated_clock_reads_the_same_in_a_spawned_child():
+    import multiprocessing
+    import pickle
+
+    origin = pd.Timestamp("2026-11-28 19:00", tz="UTC")
+    clock = accelerated_clock(120.0, origin)
+    assert pickle.loads(pickle.dumps(clock)) == clock  # surgecast run hands it to its scheduler
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=_read_clock, args=(clock, out))
+    before = clock()
+    child.start()
+    seen = out.get(timeout=60)
+    child.join(timeout=30)
+    after = clock()
+    assert before <= seen <= after  # one simulated timeline, not one per process
+    assert seen - origin > pd.Timedelta(0)
