@@ -199,13 +199,15 @@ def open_page(page: Any, dashboard_url: str, name: str, timeout_s: float = 60.0)
 
 def capture_pages(
     dashboard_url: str, out_dir: Path, pages: list[str], *,
-    check: Callable[[Any, str], None] | None = None,
+    check: Callable[[Any, str], None] | None = None, height: int = 1000,
 ) -> dict[str, Path]:  # fmt: skip
-    """A full-page PNG of each page into ``out_dir``; ``check(page, name)`` runs on each page
-    before its screenshot (the browser test's assertions)."""
+    """A PNG of each page into ``out_dir`` (a 1600 x ``height`` window: Streamlit scrolls
+    inside its main block, so the window's height is what a screenshot holds);
+    ``check(page, name)`` runs on each page before its screenshot (the browser test's
+    assertions)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots = {}
-    with browser() as page:
+    with browser(height=height) as page:
         for name in pages:
             open_page(page, dashboard_url, name)
             if check is not None:
@@ -213,6 +215,22 @@ def capture_pages(
             shots[name] = out_dir / f"{name}.png"
             page.screenshot(path=str(shots[name]), full_page=True)
     return shots
+
+
+def demo_time(at: str | None, wall: pd.Timestamp | None = None) -> pd.Timestamp:
+    """``at`` as a UTC time, or by default the last Saturday 17:20 UTC before ``wall``.
+
+    Example:
+        >>> demo_time(None, pd.Timestamp("2026-11-28 22:00", tz="UTC"))
+        Timestamp('2026-11-28 17:20:00+0000', tz='UTC')
+    """
+    if at is not None:
+        ts = pd.Timestamp(at)
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    wall = wall if wall is not None else pd.Timestamp.now(tz="UTC")
+    day = wall.normalize() - pd.Timedelta(days=(wall.dayofweek - 5) % 7)
+    at_ts = day + pd.Timedelta(hours=17, minutes=20)
+    return at_ts if at_ts <= wall else at_ts - pd.Timedelta(days=7)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,10 +241,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write every page's screenshot into this directory")  # fmt: skip
     parser.add_argument("--hours", type=float, default=3.0, help="hours of ticks in the store")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--at", default=None,
+        help="the demo's now (ISO 8601, UTC); default: the last Saturday 17:20 UTC, ten minutes "
+        "before three football kickoffs of the simulator's calendar",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from surgecast.api import create_app
+    from surgecast.clock import accelerated_clock
     from surgecast.store import Store
     from surgecast.wiring import build_sources
 
@@ -237,15 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = demo_settings(work, seed=args.seed)
         store = Store(settings.store.url)
-        now = pd.Timestamp.now(tz="UTC").floor("s")
-        print(f"filling a demo store with {args.hours:g} h of simulator ticks ...", flush=True)
+        now = demo_time(args.at)
+        print(f"filling a demo store with {args.hours:g} h of simulator ticks up to {now} ...",
+              flush=True)  # fmt: skip
         fill_store(settings, store, hours=args.hours, now=now)
-        app = create_app(settings, store, calendar=build_sources(settings).events)
+        # the API's clock runs on from the demo's now; the dashboard takes its now from the API
+        app = create_app(settings, store, clock=accelerated_clock(1.0, now),
+                         calendar=build_sources(settings).events)  # fmt: skip
         server = ApiServer(app).start()
         dash_port = free_port()
         dash = start_dashboard(server.url, dash_port, log_path=work / "dashboard.log")
         pages = list(PAGE_READY) if args.all_pages else ["overview"]
-        shots = capture_pages(f"http://127.0.0.1:{dash_port}", work / "shots", pages)
+        shots = capture_pages(f"http://127.0.0.1:{dash_port}", work / "shots", pages, height=1500)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shots["overview"], args.out)
         print(f"wrote {args.out}")

@@ -63,6 +63,9 @@ class ErrorBody(_Out):
 
 class Health(_Out):
     status: Literal["ok"]
+    now: datetime = Field(
+        description="the service's clock (the wall clock, or a --speed demo's simulated time)"
+    )
 
 
 class Readiness(_Out):

@@ -39,7 +39,9 @@ def ticked(settings, store, client):
 
 
 def test_healthz_always_answers(client):
-    assert client.get("/healthz").json() == {"status": "ok"}
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert abs(pd.Timestamp(body["now"]) - pd.Timestamp.now(tz="UTC")) < pd.Timedelta(minutes=5)
 
 
 def test_readyz_is_503_before_the_first_tick_and_200_after(settings, store, client):
@@ -166,3 +168,9 @@ def test_truncated_is_false_when_exactly_limit_points_exist(ticked):
     assert len(body["points"]) == 10 and body["truncated"] is False
     body = ticked.get(f"/v1/series/{uid}/points", params={**params, "limit": 9}).json()
     assert len(body["points"]) == 9 and body["truncated"] is True
+
+
+def test_healthz_tells_the_services_clock(settings, store):
+    demo = pd.Timestamp("2026-11-21 19:40", tz="UTC")  # a --speed demo or a replayed clock
+    client = TestClient(create_app(settings, store, clock=lambda: demo))
+    assert pd.Timestamp(client.get("/healthz").json()["now"]) == demo
