@@ -98,16 +98,13 @@ def no_data_message() -> str:
     """The empty state: when the first tick will have data."""
     try:
         ready = ApiClient(API_URL, token()).get("/readyz")
-    except ApiError as exc:  # 503 carries the same body
-        ready = {"problems": [exc.detail], "process": None}
+    except ApiError as exc:  # not ready yet: 503, with the same body
+        ready = exc.body if isinstance(exc.body, dict) else {}
     process = ready.get("process") or {}
-    nxt = to_time(process.get("next_tick_at")) if process else None
-    if process and (process.get("running") or (process.get("alive") and not process.get("ticks"))):
-        # in-process scheduler mid-tick, or surgecast run's scheduler child (its first tick
-        # starts at once)
+    if process.get("alive") or process.get("running"):
+        # surgecast run's scheduler child starts its first tick at once (an in-process
+        # scheduler says it is running one)
         return "No data yet: the first tick is running now (it backfills history first)."
-    if nxt is not None:
-        return f"No data yet: the first tick runs at {nxt:%H:%M:%S} UTC."
     return (
         "No data yet: no tick has finished. Is a scheduler (`surgecast run` or `surgecast "
         "scheduler`) running against this store?"
@@ -449,12 +446,12 @@ def what_if_page() -> None:
         st.info(f"No forecast for {service} yet; the what-if plans from the stored forecast.")
         return
     forecast = forecast.reset_index(drop=True)
-    horizon_end = forecast["ds"].max() if len(forecast) else now
+    horizon_end = forecast["ds"].max()
     extend = st.toggle(
         "Look 6 h ahead: past the model's horizon, plan on the load a day earlier",
         value=True, key="w_extend",
     )  # fmt: skip
-    if extend and len(forecast):
+    if extend:
         history = frame(api_get(f"/v1/series/{uid}/points", start=iso(now - pd.Timedelta(days=1)),
                                 end=iso(now - pd.Timedelta(hours=18)))["points"])  # fmt: skip
         forecast = extend_with_history(forecast, history, now + pd.Timedelta(hours=6))

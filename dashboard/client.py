@@ -28,10 +28,11 @@ class ApiUnreachable(Exception):
 class ApiError(Exception):
     """The API answered with an error status."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, body: Any = None) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
+        self.body = body  # the parsed JSON answer, if any (a 503 /readyz still says why)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -43,6 +44,13 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(detail, list):
         return "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
     return str(detail or body)[:300]
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class ApiClient:
                 f"the surgecast API at {self.base_url} is unreachable ({type(exc).__name__}: {exc})"
             ) from exc
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _detail(response))
+            raise ApiError(response.status_code, _detail(response), _json_or_none(response))
         return response.json() if response.content else None
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -93,16 +101,3 @@ class ApiClient:
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, json=body or {})
-
-    def get_all(self, path: str, params: dict[str, Any] | None = None, max_pages: int = 10) -> list[Any]:
-        """Every item of a paged list (following ``next_end``), oldest first; at most
-        ``max_pages`` pages, so a dashboard never asks for unbounded data."""
-        pages: list[list[Any]] = []
-        query = dict(params or {})
-        for _ in range(max_pages):
-            body = self.get(path, query)
-            pages.append(body["items"])
-            if not body.get("next_end"):
-                break
-            query["end"] = body["next_end"]
-        return [item for items in reversed(pages) for item in items]

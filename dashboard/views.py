@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from actions.capacity import replicas_for_load
+from actions.capacity import CapacityBounds, plan_replicas
 
 __all__ = [
     "OPEN_ANOMALY_WINDOW",
@@ -44,9 +44,8 @@ def to_time(value: Any) -> pd.Timestamp | None:
     """An API time (ISO 8601) as a UTC timestamp; ``None`` stays ``None``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return pd.Timestamp(value).tz_convert("UTC") if pd.Timestamp(value).tzinfo else (
-        pd.Timestamp(value).tz_localize("UTC")
-    )
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def frame(items: Sequence[Mapping[str, Any]], times: Sequence[str] = ("ds",)) -> pd.DataFrame:
@@ -249,7 +248,7 @@ def _surge_for(
             basis = f"history ({seen} of {key})" if uplift.get(key) else f"history ({seen}, all)"
     if peak is None:
         return None
-    replicas = min(max(replicas_for_load(peak, capacity, u), lo), hi)
+    replicas = plan_replicas([peak], CapacityBounds(capacity, u, lo, hi)).recommended_replicas
     return {"multiplier": multiplier, "peak": peak, "replicas": int(replicas),
             "ready_by": kickoff - lead, "basis": basis}  # fmt: skip
 

@@ -47,7 +47,7 @@ from surgecast.api_models import (
     SeriesSummary,
 )
 from surgecast.api_reads import read_router
-from surgecast.api_scaling import ScalingView
+from surgecast.api_scaling import ScalingView, current_recommendations
 from surgecast.api_writes import Conflict, RetrainTrigger, write_router
 from surgecast.clock import Clock, system_clock
 from surgecast.config import Settings
@@ -188,21 +188,6 @@ def create_app(
     read_deps = auth.read_dependencies()
     read_responses = auth.read_responses()
 
-    def current(now: pd.Timestamp) -> dict[str, dict[str, Any]]:
-        """Newest recommendation per known service made at or before ``now``."""
-        out = {}
-        for rec in store.latest_recommendations():
-            if rec["service"] not in services:
-                continue
-            if rec["at"] > now:
-                # written for a later time (a replay or a demo clock): serve what held at now
-                older = store.recommendation_history(rec["service"], end=now, limit=1)
-                if not older:
-                    continue
-                rec = older[-1]
-            out[rec["service"]] = rec
-        return out
-
     @app.get(
         "/v1/recommendations", tags=["recommendations"], response_model=list[Recommendation],
         dependencies=read_deps, responses=read_responses,
@@ -210,7 +195,7 @@ def create_app(
     def recommendations() -> list[dict[str, Any]]:
         """The newest recommendation of every service."""
         now = view.now()
-        return [present_recommendation(r, now) for _, r in sorted(current(now).items())]
+        return [present_recommendation(r, now) for _, r in sorted(current_recommendations(store, services, now).items())]
 
     @app.get(
         "/v1/recommendations/{service}", tags=["recommendations"], response_model=Recommendation,
@@ -221,7 +206,7 @@ def create_app(
         if service not in services:
             raise NotFound(f"unknown service {service!r}; known services: {', '.join(services)}")
         now = view.now()
-        rec = current(now).get(service)
+        rec = current_recommendations(store, services, now).get(service)
         if rec is None:
             raise NotFound(f"no recommendation for {service!r} yet; the first tick has not finished")
         return present_recommendation(rec, now)

@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,24 @@ def _utc(value: Any) -> pd.Timestamp | None:
         return None
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def current_recommendations(
+    store: Store, services: Collection[str], now: pd.Timestamp
+) -> dict[str, dict[str, Any]]:
+    """The newest recommendation of each of ``services`` made at or before ``now``."""
+    out = {}
+    for rec in store.latest_recommendations():
+        if rec["service"] not in services:
+            continue
+        if _utc(rec["at"]) > now:  # type: ignore[operator]
+            # written for a later time (replay, demo clock): serve what held at now
+            older = store.recommendation_history(rec["service"], end=now, limit=1)
+            if not older:
+                continue
+            rec = older[-1]
+        out[rec["service"]] = rec
+    return out
 
 
 def scaling_answer(
@@ -170,17 +188,7 @@ class ScalingView:
         """Read a fresh snapshot from the store (blocking) and keep it."""
         now = self.now()
         ticks = self.state.ticks if self.state is not None else -1
-        recs: dict[str, dict[str, Any]] = {}
-        for rec in self.store.latest_recommendations():
-            if rec["service"] not in self.settings.services:
-                continue
-            if _utc(rec["at"]) > now:  # type: ignore[operator]
-                # written for a later time (replay, demo clock): serve what held at now
-                older = self.store.recommendation_history(rec["service"], end=now, limit=1)
-                if not older:
-                    continue
-                rec = older[-1]
-            recs[rec["service"]] = rec
+        recs = current_recommendations(self.store, self.settings.services, now)
         since = now - pd.Timedelta(seconds=self.settings.stale_after_seconds)
         uids = {self.settings.service_load_series(s): s for s in self.settings.services}
         loads: dict[str, tuple[pd.Timestamp, float]] = {}

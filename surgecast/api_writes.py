@@ -149,8 +149,7 @@ def write_router(ctx: ApiContext, retrain: RetrainTrigger) -> APIRouter:
     ) -> dict[str, Any]:
         """End an override now (idempotent); the plan answers again at once."""
         now = ctx.now()
-        store.override(override_id)  # 404 first
-        saved = store.cancel_override(override_id, now)
+        saved = store.cancel_override(override_id, now)  # NotFound (404) for an unknown id
         audit(now, saved["service"], f"override #{override_id} cancelled", "cancelled", who, saved)
         ctx.view.invalidate()
         return override_out(saved, now)
@@ -187,7 +186,7 @@ def write_router(ctx: ApiContext, retrain: RetrainTrigger) -> APIRouter:
         if abs(start - now) > pd.Timedelta(days=365):
             raise BadParameter("start", "start must be within a year of now", where="body")
         event_id = req.event_id or f"op-{uuid.uuid4().hex[:12]}"
-        if event_id in set(store.registered_events()["event_id"]):
+        if not store.registered_events(event_id=event_id).empty:
             raise Conflict(f"event {event_id!r} is already registered; choose another event_id")
         event = {
             "event_id": event_id, "name": req.name, "start": start, "end": end,

@@ -84,8 +84,7 @@ def _clock_and_calendar(settings: Settings) -> tuple[Clock, EventsProvider | Non
         sources = build_sources(settings)
     except ConfigError:
         return system_clock, None
-    calendar = sources.events if sources.simulators or sources.calendars else None
-    return sources.clock, calendar
+    return sources.clock, sources.calendar
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:

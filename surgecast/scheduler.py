@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -40,25 +38,15 @@ class ServiceState:
     ticks: int = 0
     running: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # when the scheduler runs the next tick (set by build_scheduler); the dashboard's empty state
-    next_tick: Callable[[], datetime | None] | None = None
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             report = self.last_report
-            out = {
+            return {
                 "ticks": self.ticks,
                 "running": self.running,
                 "last_tick": report.summary() if report else None,
             }
-        nxt = None
-        if self.next_tick is not None:
-            try:
-                nxt = self.next_tick()
-            except Exception:  # a scheduler shutting down: no next tick to tell
-                nxt = None
-        out["next_tick_at"] = pd.Timestamp(nxt).tz_convert("UTC").isoformat() if nxt else None
-        return out
 
 
 def run_tick(pipeline: Pipeline, state: ServiceState) -> TickReport | None:
@@ -139,7 +127,6 @@ def build_scheduler(
         replace_existing=True,
         **first,
     )
-    state.next_tick = lambda: getattr(scheduler.get_job("tick"), "next_run_time", None)
     delay = settings.forecast.retrain_at_start_minutes
     if delay is not None and first_tick_now:
         # a fresh service should not wait for 03:17 to choose its models

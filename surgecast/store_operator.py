@@ -44,10 +44,13 @@ __all__ = ["ACK_ACTIONS", "ALERT_STATUSES", "OVERRIDE_MODES", "OperatorStore", "
 OVERRIDE_MODES = ("hold", "floor", "pause")
 ACK_ACTIONS = ("ack", "silence")
 ALERT_STATUSES = (ALERT_PENDING, ALERT_DELIVERED, ALERT_FAILED)
-_TIMES = {
-    "starts_at", "ends_at", "created_at", "cancelled_at", "ds", "until",
+# how the store's record rows decode (operator tables here, recommendations, alerts, models,
+# audit and ticks in store_records): nanosecond times to aware UTC, JSON text to dicts
+_TIME_COLUMNS = {
+    "at", "valid_until", "starts_at", "ends_at", "created_at", "cancelled_at", "ds", "until",
     "next_attempt_at", "delivered_at", "requested_at", "started_at", "finished_at",
 }  # fmt: skip
+_JSON_COLUMNS = {"inputs", "payload", "metadata", "summary"}
 _EVENT_SPEC = {
     "event_id": "str",
     "name": "str",
@@ -101,7 +104,7 @@ class OperatorStore(StoreBase):
     def override(self, override_id: int) -> dict[str, Any]:
         """One override by id. Raises ``NotFound`` if there is none."""
         stmt = select(operator_overrides).where(operator_overrides.c.id == int(override_id))
-        found = self._rows(stmt, "read the override")
+        found = self._records(stmt, "read the override")
         if not found:
             raise NotFound(f"override {override_id} does not exist")
         return found[0]
@@ -126,7 +129,7 @@ class OperatorStore(StoreBase):
             )
         order = (operator_overrides.c.starts_at.desc(), operator_overrides.c.id.desc())
         stmt = stmt.order_by(*order).limit(check_limit(limit))
-        return self._rows(stmt, "read overrides")
+        return self._records(stmt, "read overrides")
 
     def cancel_override(self, override_id: int, at: TimestampLike) -> dict[str, Any]:
         """End an override early (idempotent). Raises ``NotFound`` for an unknown id."""
@@ -167,7 +170,7 @@ class OperatorStore(StoreBase):
         stmt = self._insert(anomaly_acks).values(row).returning(anomaly_acks.c.id)
         with self._write("save the acknowledgement") as conn:
             new_id = int(conn.execute(stmt).scalar_one())
-        found = self._rows(select(anomaly_acks).where(anomaly_acks.c.id == new_id), "read ack")
+        found = self._records(select(anomaly_acks).where(anomaly_acks.c.id == new_id), "read ack")
         return found[0]
 
     def acks(self, unique_ids: Sequence[str] | None = None, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -176,7 +179,7 @@ class OperatorStore(StoreBase):
         if unique_ids is not None:
             stmt = stmt.where(anomaly_acks.c.unique_id.in_([str(u) for u in unique_ids]))
         stmt = stmt.order_by(anomaly_acks.c.id.desc()).limit(check_limit(limit))
-        return self._rows(stmt, "read acknowledgements")
+        return self._records(stmt, "read acknowledgements")
 
     # -- retrain requests --------------------------------------------------------------------
     def request_retrain(self, requested_by: str, now: TimestampLike) -> tuple[dict[str, Any], bool]:
@@ -202,11 +205,13 @@ class OperatorStore(StoreBase):
         """Mark every queued request as started at ``now``; ``True`` if there was one. One
         claimant wins: the others find nothing left to claim."""
         c = retrain_requests.c
+        queued = c.started_at.is_(None) & c.finished_at.is_(None)
+        # the scheduler asks every few seconds: only take the write lock when something waits
+        if not self._fetch(select(c.id).where(queued).limit(1), "look for a queued retrain"):
+            return False
         with self._write("claim a retrain") as conn:
             claimed = conn.execute(
-                update(retrain_requests)
-                .where(c.started_at.is_(None), c.finished_at.is_(None))
-                .values(started_at=to_ns(now, field="now"))
+                update(retrain_requests).where(queued).values(started_at=to_ns(now, field="now"))
             ).rowcount
         return bool(claimed)
 
@@ -245,7 +250,7 @@ class OperatorStore(StoreBase):
     def retrain_status(self) -> dict[str, Any] | None:
         """The newest retrain request, or ``None`` before the first."""
         stmt = select(retrain_requests).order_by(retrain_requests.c.id.desc()).limit(1)
-        found = self._rows(stmt, "read the retrain status")
+        found = self._records(stmt, "read the retrain status")
         return found[0] if found else None
 
     # -- registered events -------------------------------------------------------------------
@@ -269,11 +274,17 @@ class OperatorStore(StoreBase):
             conn.execute(registered_events.insert().values(row))
 
     def registered_events(
-        self, start: TimestampLike | None = None, end: TimestampLike | None = None
+        self,
+        start: TimestampLike | None = None,
+        end: TimestampLike | None = None,
+        event_id: str | None = None,
     ) -> pd.DataFrame:
-        """Registered events overlapping ``[start, end)`` as an events frame, sorted by start."""
+        """Registered events overlapping ``[start, end)`` (or the one ``event_id``) as an
+        events frame, sorted by start."""
         c = registered_events.c
         stmt = select(c.event_id, c.name, c.starts_at, c.ends_at, c.sport, c.competition, c.importance)
+        if event_id is not None:
+            stmt = stmt.where(c.event_id == str(event_id))
         if end is not None:
             stmt = stmt.where(c.starts_at < to_ns(end, field="end"))
         if start is not None:
@@ -349,13 +360,14 @@ class OperatorStore(StoreBase):
             stmt = stmt.where(alerts.c.status == status)
         stmt = where_range(stmt, alerts.c.created_at, start, end)
         stmt = stmt.order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(check_limit(limit))
-        return self._rows(stmt, "read alerts")[::-1]
+        return self._records(stmt, "read alerts")[::-1]
 
     # -- helpers -----------------------------------------------------------------------------
-    def _rows(self, stmt: Any, action: str) -> list[dict[str, Any]]:
+    def _records(self, stmt: Any, action: str) -> list[dict[str, Any]]:
+        """Run ``stmt`` and decode rows: times to aware UTC Timestamps, JSON text to dicts."""
         with self._read(action) as conn:
             rows = conn.execute(stmt).mappings().all()
-        return [_decode(r) for r in rows]
+        return [_decode(row) for row in rows]
 
 
 def silenced(
@@ -383,10 +395,14 @@ def _silence_from(ack: Mapping[str, Any]) -> pd.Timestamp:
 def _decode(row: Mapping[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if key in _TIMES:
+        if key in _TIME_COLUMNS:
             out[key] = from_ns(value)
-        elif key in ("payload", "result"):
+        elif key in _JSON_COLUMNS:
+            out[key] = decode_json(value)
+        elif key == "result":  # a retrain's result: none until it finishes
             out[key] = decode_json(value) if value is not None else None
+        elif key in ("stale", "ok"):
+            out[key] = bool(value)
         else:
             out[key] = value
     return out

@@ -13,9 +13,7 @@ from surgecast.errors import DataError, NotFound
 from surgecast.store_base import check_limit, where_range
 from surgecast.store_codec import (
     TimestampLike,
-    decode_json,
     encode_json,
-    from_ns,
     optional_ns,
     to_ns,
 )
@@ -49,18 +47,6 @@ RECOMMENDATION_FIELDS = {
     "stale": False,
     "model": True,
 }
-_TIME_COLUMNS = {
-    "at",
-    "valid_until",
-    "created_at",
-    "next_attempt_at",
-    "delivered_at",
-    "started_at",
-    "finished_at",
-}
-_JSON_COLUMNS = {"inputs", "payload", "metadata", "summary"}
-
-
 class RecordStore(OperatorStore):
     """Recommendations, alerts, models and ticks (and, from :class:`OperatorStore`, operator
     decisions and the API's reads); see :class:`surgecast.store.Store`."""
@@ -354,27 +340,6 @@ class RecordStore(OperatorStore):
         stmt = select(tick_runs).order_by(tick_runs.c.started_at.desc(), tick_runs.c.id.desc())
         found = self._records(stmt.limit(1), "read the last tick")
         return found[0] if found else None
-
-    # -- helpers -----------------------------------------------------------------------------
-    def _records(self, stmt: Any, action: str) -> list[dict[str, Any]]:
-        """Run ``stmt`` and decode rows: times to aware UTC Timestamps, JSON text to dicts."""
-        with self._read(action) as conn:
-            rows = conn.execute(stmt).mappings().all()
-        return [_decode(row) for row in rows]
-
-
-def _decode(row: Mapping[Any, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key in _TIME_COLUMNS:
-            out[key] = from_ns(value)
-        elif key in _JSON_COLUMNS:
-            out[key] = decode_json(value)
-        elif key in ("stale", "ok"):
-            out[key] = bool(value)
-        else:
-            out[key] = value
-    return out
 
 
 def _int(value: Any, field: str) -> int | None:

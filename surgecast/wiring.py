@@ -6,6 +6,7 @@ every test builds its own objects from its own settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,11 @@ class Sources:
         frames += [calendar.events(start, end) for calendar in self.calendars]
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @property
+    def calendar(self) -> Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame] | None:
+        """The fixtures calendar (:meth:`events`), or ``None`` when no source has fixtures."""
+        return self.events if self.simulators or self.calendars else None
 
 
 def make_simulator(source: SimulatorSource) -> Any:
@@ -104,6 +110,6 @@ def build_pipeline(settings: Settings, store: Store, *, clock: Clock | None = No
         store,
         sources.collectors,
         resolve_series(settings, sources),
-        events=sources.events if sources.simulators or sources.calendars else None,
+        events=sources.calendar,
         clock=clock or sources.clock,
     )

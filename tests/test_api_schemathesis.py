@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
-import uvicorn
-from processes import free_port
 
+from dashboard.demo import ApiServer
 from surgecast.api import create_app
 from surgecast.config import Settings
 from surgecast.store import Store
@@ -55,22 +51,9 @@ def live_url(tmp_path_factory):
         return {"payments:requests_per_second": "seasonal_naive"}
 
     app = create_app(settings, store, calendar=build_sources(settings).events, retrain=retrain)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = ApiServer(app).start()  # raises if /healthz does not answer
+    yield server.url
+    server.stop()
     store.close()
 
 

@@ -65,17 +65,3 @@ def test_a_failing_tick_is_logged_and_never_raises(caplog):
     assert state.ticks == 0 and state.running is False
     assert "tick failed" in caplog.text
 
-
-def test_the_snapshot_says_when_the_next_tick_runs():
-    state = ServiceState()
-    assert state.snapshot()["next_tick_at"] is None  # no scheduler: nothing to tell
-    scheduler = build_scheduler(FakePipeline(), Settings(tick_interval_seconds=60), state,  # type: ignore[arg-type]
-                                first_tick_now=False)  # fmt: skip
-    scheduler.start(paused=True)
-    try:
-        nxt = pd.Timestamp(state.snapshot()["next_tick_at"])
-        ahead = (nxt - pd.Timestamp.now(tz="UTC")).total_seconds()
-        assert 0 < ahead <= 60
-    finally:
-        scheduler.shutdown(wait=False)
-    assert state.snapshot()["next_tick_at"] is None  # shut down: no next tick
