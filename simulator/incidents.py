@@ -7,7 +7,8 @@ Kinds (shapes from ``shared/BETTING_TRAFFIC.md``):
 - ``bot_attack``: bots hammer one market; bets x N with no matching odds-api traffic [BOTS].
 - ``ddos``: requests x N on odds-api or bet-placement; latency climbs, errors rise, the service
   recovers and the cycle repeats [DDOS]; bets/requests conversion collapses.
-- ``latency_degradation``: p95 latency drifts up over an hour or more, then recovers [TT15].
+- ``latency_degradation``: p95 latency drifts up over an hour or more, then recovers; availability
+  falls with it (GN 2015: journey time x2 while availability fell from 98 % to 86 %) [TT15].
 - ``metric_silence``: one series reports nothing for the window (rows are absent).
 """
 
@@ -59,6 +60,15 @@ class Incident:
 T = TypeVar("T")
 
 
+def _degradation_errors(magnitude: float) -> float:
+    """Extra error probability at the peak of a latency degradation of ``magnitude`` (x p95).
+
+    [TT15]: journey time x1.9 (11 -> 21 s) with availability 98 % -> 86 %, i.e. 12 points of
+    failed journeys per x1 of extra latency.
+    """
+    return 0.12 * (magnitude - 1.0)
+
+
 def _pick(u: float, items: Sequence[T]) -> T | None:
     return items[min(int(u * len(items)), len(items) - 1)] if items else None
 
@@ -105,9 +115,10 @@ def day_incidents(config: SimulatorConfig, day: int) -> tuple[Incident, ...]:
             text = f"DDoS: requests x{magnitude:.1f}, latency and errors up in waves"
         elif kind == "latency_degradation":
             spec = _pick(u_service, list(config.services))
-            metrics = ("latency_p95_seconds",)
+            metrics = ("latency_p95_seconds", "error_ratio")
             magnitude = float(np.round(2.0 + 2.0 * u_mag, 2))
-            text = f"latency drifts up to x{magnitude:.1f} p95 then recovers"
+            text = (f"latency drifts up to x{magnitude:.1f} p95 and errors up to "
+                    f"+{_degradation_errors(magnitude):.0%} of requests, then recovers")
         else:
             spec = _pick(u_service, list(config.services))
             metrics = ()
@@ -175,8 +186,11 @@ def apply_incidents(
                 # real customers cannot get through: conversion collapses
                 exp["bets_per_second"] = exp["bets_per_second"] * (1 - 0.6 * wave)
         elif inc.kind == "latency_degradation":
-            ramp = np.clip((minutes - start) / inc.duration, 0.0, 1.0)
-            exp["latency"] = exp["latency"] * (1 + (inc.magnitude - 1.0) * ramp * window)
+            ramp = np.clip((minutes - start) / inc.duration, 0.0, 1.0) * window
+            exp["latency"] = exp["latency"] * (1 + (inc.magnitude - 1.0) * ramp)
+            # the journeys that time out: availability falls as latency climbs [TT15]
+            exp["p_error"] = np.minimum(exp["p_error"] + _degradation_errors(inc.magnitude) * ramp,
+                                        0.5)
         elif inc.kind == "metric_silence":
             for metric in inc.metrics:
                 mask = window > 0

@@ -4,7 +4,12 @@ builds, and the multivariate IsolationDetector when switched on."""
 import pandas as pd
 
 from simulator import Simulator, SimulatorConfig
-from surgecast.detection import DetectionSuite, latency_changepoint, make_debouncers
+from surgecast.detection import (
+    DetectionSuite,
+    error_changepoint,
+    latency_changepoint,
+    make_debouncers,
+)
 
 T0 = pd.Timestamp("2026-11-16", tz="UTC")  # a Monday
 
@@ -22,6 +27,41 @@ def test_latency_changepoint_uses_own_and_platform_load():
         "payments:requests_per_second", "odds-api:requests_per_second")
     assert cp.load["odds-api:latency_p95_seconds"] == ("odds-api:requests_per_second",)
     assert set(make_debouncers()) >= {"novelty", "ratio", "changepoint", "isolation", "absent"}
+
+
+def test_error_changepoint_watches_error_ratios_given_load():
+    ids = Simulator(SimulatorConfig(seed=3)).series_ids()
+    cp = error_changepoint(ids)
+    assert cp is not None and cp.ratio_of_load and cp.count_scale and not cp.two_sided
+    assert cp.targets == sorted(u for u in ids if u.endswith(":error_ratio"))
+    assert cp.load is not None
+    assert cp.load["payments:error_ratio"] == (
+        "payments:requests_per_second", "odds-api:requests_per_second")
+    # an error ratio without its service's requests cannot be judged given load
+    assert error_changepoint(["a:error_ratio", "b:requests_per_second"]) is None
+
+
+def test_suite_alarms_on_errors_rising_at_ordinary_load():
+    sim = Simulator(SimulatorConfig(seed=3, step="1min", incidents_per_day=0))
+    history = sim.series(T0, T0 + pd.Timedelta(days=3))
+    start = T0 + pd.Timedelta(days=3, hours=10)  # a Thursday morning, no kickoff
+    now = start + pd.Timedelta(minutes=40)
+    fresh = sim.series(T0 + pd.Timedelta(days=3), now)
+    onset = start + pd.Timedelta(minutes=10)
+    err = (fresh["unique_id"] == "account:error_ratio") & (fresh["ds"] >= onset)
+    minutes = (fresh.loc[err, "ds"] - onset).dt.total_seconds() / 60
+    fresh.loc[err, "y"] += 0.03 * (minutes / 60).clip(upper=1)  # +3 % of requests in an hour
+    last_seen = {u: g["ds"].max() for u, g in fresh.groupby("unique_id")}
+    steps = dict.fromkeys(last_seen, pd.Timedelta("1min"))
+    suite = DetectionSuite("novelty", 4.0, 3)
+    assert suite.fit_platform(history) == [] and suite.error_changepoint is not None
+    result = suite.score_all({}, fresh, now, last_seen, steps)
+    mine = result.alarms[result.alarms["unique_id"] == "account:error_ratio"]
+    assert len(mine) == 1 and mine["detector"].tolist() == ["changepoint"]
+    assert onset < mine["ds"].iloc[0] <= onset + pd.Timedelta(minutes=15)
+    untouched = result.alarms[result.alarms["unique_id"].str.endswith("error_ratio")
+                              & (result.alarms["unique_id"] != "account:error_ratio")]
+    assert untouched.empty
 
 
 def test_multivariate_is_off_by_default_and_alarms_when_on():

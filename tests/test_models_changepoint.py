@@ -229,3 +229,67 @@ def test_count_scale_standardises_by_the_request_count():
     assert spread[night].mean() > 1.3 * spread[afternoon].mean()
     for when in (night, afternoon):
         np.testing.assert_allclose(spread[when].mean(), sigma[3 * 1440:][when].mean(), rtol=0.15)
+
+
+ERR = "api:error_ratio"
+
+
+def error_frame(days=6, ramp_at=None, ramp_to=0.03, ramp_len=60, seed=4, base=0.0015):
+    """Binomial errors of an evening-peaking load; errors per request rise near capacity
+    (``base * (1 + 2 load^4)``, the simulator's shape), plus an optional ramp of extra errors."""
+    rng = np.random.default_rng(seed)
+    n = days * 1440
+    ds = pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC")
+    minute = np.arange(n) % 1440
+    load = 0.3 + 0.7 * np.exp(-(((minute - 1200) / 90.0) ** 2))  # 30 req/s at night, 100 peak
+    req = rng.poisson(100 * load * 60)
+    p = base * (1 + 2 * load**4)
+    if ramp_at is not None:
+        p = p + ramp_to * np.clip((np.arange(n) - ramp_at) / ramp_len, 0, 1)
+    errors = rng.binomial(req, p)
+    return ds, pd.concat([
+        pd.DataFrame({"unique_id": ERR, "ds": ds, "y": errors / np.maximum(req, 1)}),
+        pd.DataFrame({"unique_id": REQ, "ds": ds, "y": req / 60.0})])
+
+
+def error_detector(**kw):
+    return ChangePoint(targets=[ERR], load={ERR: REQ}, two_sided=False, k=1.5, h=3.5,
+                       count_scale=True, ratio_of_load=True, **kw)
+
+
+def test_error_ratio_given_load_quiet_nights_and_busy_evenings_are_normal():
+    ds, f = error_frame()
+    warm, live = f[f["ds"] < ds[3 * 1440]], f[f["ds"] >= ds[3 * 1440]]
+    zeros = (live["unique_id"] == ERR) & (live["y"] == 0)
+    assert zeros.sum() > 150  # a quiet night's minutes often have no error at all
+    out = error_detector().fit(warm).score(live)
+    assert out["unique_id"].unique().tolist() == [ERR]
+    assert np.isfinite(out["expected"]).all()  # zero errors is a value, not a gap
+    assert not out["is_anomaly"].any()
+    # on the raw log scale the zeros are gaps and the peaks are not explained: it alarms
+    raw = ChangePoint(targets=[ERR], load={}, two_sided=False, k=1.5, h=3.5).fit(warm).score(live)
+    assert raw["is_anomaly"].any()
+
+
+@pytest.mark.parametrize("at_minute", [180, 1200])  # 03:00 (few requests) and the evening peak
+def test_rising_errors_at_equal_load_are_a_shift(at_minute):
+    i0 = 4 * 1440 + at_minute
+    ds, f = error_frame(ramp_at=i0)
+    out = error_detector().fit(f[f["ds"] < ds[3 * 1440]]).score(f[f["ds"] >= ds[3 * 1440]])
+    first = out.loc[out["is_anomaly"], "ds"].min()
+    assert ds[i0] < first <= ds[i0 + 15]
+    assert (out.loc[out["ds"] < ds[i0], "score"] < 0.5).all()
+
+
+def test_error_ratio_without_its_requests_is_a_gap_and_state_round_trips():
+    ds, f = error_frame(days=4)
+    det = error_detector().fit(f[f["ds"] < ds[3 * 1440]])
+    live = f[f["ds"] >= ds[3 * 1440]]
+    alone = det.score(live[live["unique_id"] == ERR][:30])  # no request series in this batch
+    assert len(alone) == 30 and (alone["score"] >= 0).all()
+    again = ChangePoint.from_dict(json.loads(json.dumps(det.to_dict())))
+    assert again.ratio_of_load and again.to_dict() == det.to_dict()
+    rest = live[live["ds"] >= ds[3 * 1440 + 30]]
+    np.testing.assert_allclose(again.score(rest)["score"], det.score(rest)["score"])
+    with pytest.raises(ValueError, match="log=True"):
+        ChangePoint(ratio_of_load=True, log=False)

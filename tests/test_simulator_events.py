@@ -233,6 +233,10 @@ def test_labels_match_where_the_data_deviates(busy_window: tuple) -> None:
             last = inside & (series.index >= row["end"] - (row["end"] - row["start"]) / 4)
             assert ratio(f"{svc}:latency_p95_seconds", last) > 1.5
             assert ratio(f"{svc}:latency_p95_seconds", day) == pytest.approx(1.0, abs=0.1)
+            # availability falls with it [TT15]: errors per request several times the usual
+            assert row["unique_ids"] == f"{svc}:latency_p95_seconds,{svc}:error_ratio"
+            err = series[f"{svc}:error_ratio"]
+            assert err[last].mean() > 0.05 + 3 * err[day].mean()
         elif kind == "metric_silence":
             uid = row["unique_ids"]
             assert series.loc[inside, uid].isna().all()

@@ -4,7 +4,9 @@ For slow drifts and level shifts (a p95 latency ramping up over hours, a rate st
 that never leave a series' ordinary range point by point. Per series:
 
 1. ``x = log(y)`` (``log=True``): a multiplicative drift is a shift, and scaling ``y`` leaves
-   every score unchanged.
+   every score unchanged. A proportion of the series' own requests (``ratio_of_load=True``:
+   an error ratio) is scored as ``x = log((y n + 1/2) / (n + 1/2))`` with ``n`` the requests
+   per point, so a quiet night's zero errors is a finite value rather than a gap.
 2. A reference refreshed every ``block`` points from the previous ``window`` points (points
    inside an alarm are left out, so the detector does not learn from anomalies): with *load*
    series (latency follows utilisation: the p95 of a service rises at every kickoff), a least
@@ -139,6 +141,9 @@ class ChangePoint:
             ``(cap - 1) * h / k`` points of the recovery (4 with the defaults).
         count_scale: standardise by a spread that follows the first load's request count per
             point (a p95 of few requests is noisier) instead of one spread per reference.
+        ratio_of_load: each target is a proportion of its first load series (``error_ratio``
+            of ``requests_per_second``), scored on the log of its count-smoothed value (step 1
+            above; implies the log scale). A point whose request count is unknown is a gap.
     """
 
     name = "changepoint"
@@ -148,6 +153,7 @@ class ChangePoint:
         rel_floor: float = 0.01, min_ref: int = 120, max_run: int = 360, log: bool = True,
         load: LoadMap | LoadRule | None = None, targets: list[str] | None = None,
         two_sided: bool = True, cap: float = 1.5, count_scale: bool = False,
+        ratio_of_load: bool = False,
     ) -> None:
         for label, v, low in (("window", window, 10), ("block", block, 1), ("min_ref", min_ref, 10),
                               ("max_run", max_run, 1)):
@@ -161,7 +167,10 @@ class ChangePoint:
         self.window, self.block, self.k, self.h = int(window), int(block), float(k), float(h)
         self.rel_floor, self.min_ref, self.max_run = float(rel_floor), int(min_ref), int(max_run)
         self.log, self.two_sided = bool(log), bool(two_sided)
+        if ratio_of_load and not log:
+            raise ValueError("ratio_of_load scores the log of a proportion: it needs log=True")
         self.cap, self.count_scale = float(cap), bool(count_scale)
+        self.ratio_of_load = bool(ratio_of_load)
         self._load_rule = load
         self.load: dict[str, tuple[str, ...]] | None = (
             _loads(load) if isinstance(load, Mapping) else None)
@@ -172,7 +181,7 @@ class ChangePoint:
         return {"window": self.window, "block": self.block, "k": self.k, "h": self.h,
                 "rel_floor": self.rel_floor, "min_ref": self.min_ref, "max_run": self.max_run,
                 "log": self.log, "two_sided": self.two_sided, "cap": self.cap,
-                "count_scale": self.count_scale}
+                "count_scale": self.count_scale, "ratio_of_load": self.ratio_of_load}
 
     def __repr__(self) -> str:
         return "ChangePoint(" + ", ".join(f"{k}={v!r}" for k, v in self._params().items()) + ")"
@@ -234,7 +243,13 @@ class ChangePoint:
                 own = series.get(names[0])
                 if not np.isfinite(st.step_s) and own is not None and own.ds_ns.size > 1:
                     st.step_s = median_step_ns(own.ds_ns) / 1e9
-            if self.log:
+            if self.ratio_of_load:
+                # requests per point (NaN without a load: a gap); zero errors stays finite
+                n = load[:, 0] * self._step(st) if names else np.full(y.size, np.nan)
+                with np.errstate(invalid="ignore"):
+                    x = np.log((np.clip(y, 0.0, None) * n + 0.5) / (n + 0.5))
+                x = np.where(np.isfinite(y) & (n >= 0), x, np.nan)
+            elif self.log:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     x = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
             else:

@@ -27,8 +27,8 @@ import numpy as np
 from models.anomaly.seasonal_stats import MAD_TO_SIGMA
 
 __all__ = [
-    "Reference", "count_scale", "count_scale_fit", "latency_load_series", "load_reference", "predict_load",
-    "unpack_reference",
+    "Reference", "count_scale", "count_scale_fit", "latency_load_series", "load_reference",
+    "load_series", "predict_load", "unpack_reference",
 ]
 
 
@@ -198,6 +198,28 @@ def count_scale(fit: Sequence[float], counts: np.ndarray) -> np.ndarray:
     return a + b * u
 
 
+def load_series(unique_ids: Sequence[str], metric: str, platform: str | None = None
+                ) -> dict[str, str | tuple[str, ...]]:
+    """Load pairing of every ``svc:<metric>`` with ``svc:requests_per_second``.
+
+    With ``platform`` (a service name, e.g. the odds API every customer reads), its
+    ``requests_per_second`` is a second load of every other service's ``metric``.
+
+    Example:
+        >>> load_series(["a:error_ratio", "a:requests_per_second", "b:x"], "error_ratio")
+        {'a:error_ratio': 'a:requests_per_second'}
+    """
+    ids = set(unique_ids)
+    front = f"{platform}:requests_per_second" if platform else None
+    out: dict[str, str | tuple[str, ...]] = {}
+    for u in sorted(ids):
+        if u.endswith(f":{metric}"):
+            req = u.rsplit(":", 1)[0] + ":requests_per_second"
+            if req in ids:
+                out[u] = (req, front) if front in ids and front != req else req
+    return out
+
+
 def latency_load_series(unique_ids: Sequence[str], platform: str | None = None
                         ) -> dict[str, str | tuple[str, ...]]:
     """Default load pairing: ``svc:latency_p95_seconds`` -> ``svc:requests_per_second``.
@@ -212,12 +234,4 @@ def latency_load_series(unique_ids: Sequence[str], platform: str | None = None
         ...                      "o:requests_per_second"], platform="o")
         {'a:latency_p95_seconds': ('a:requests_per_second', 'o:requests_per_second')}
     """
-    ids = set(unique_ids)
-    front = f"{platform}:requests_per_second" if platform else None
-    out: dict[str, str | tuple[str, ...]] = {}
-    for u in sorted(ids):
-        if u.endswith(":latency_p95_seconds"):
-            req = u.rsplit(":", 1)[0] + ":requests_per_second"
-            if req in ids:
-                out[u] = (req, front) if front in ids and front != req else req
-    return out
+    return load_series(unique_ids, "latency_p95_seconds", platform)
