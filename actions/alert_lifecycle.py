@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from actions.alerts import dedup_key, iso_utc
+from actions.alerts import as_utc, dedup_key, iso_utc
 
 __all__ = ["ActiveAlerts", "LifecyclePolicy", "Notification", "SentAlert", "due_notifications"]
 
@@ -87,11 +87,6 @@ class Notification:
     alert: dict[str, Any]
 
 
-def _utc(value: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _with_times(
     alert: Mapping[str, Any], starts_at: pd.Timestamp, ends_at: pd.Timestamp
 ) -> dict[str, Any]:
@@ -138,21 +133,21 @@ def due_notifications(
         ``resolved`` for a sent condition that is neither active nor held (``endsAt`` = now).
         Sorted by state, then key.
     """
-    now = _utc(now)
+    now = as_utc(now)
     current = _by_key(active)
     out: list[Notification] = []
     for key, alert in current.items():
         previous = sent.get(key)
         if previous is None:
-            starts = min(_utc(alert.get("startsAt") or now), now)
+            starts = min(as_utc(alert.get("startsAt") or now), now)
             out.append(Notification(key, "firing", _with_times(alert, starts, now + policy.hold)))
         elif now - previous.sent_at >= policy.resend_interval:
-            starts = _utc(previous.alert["startsAt"])
+            starts = as_utc(previous.alert["startsAt"])
             out.append(Notification(key, "resend", _with_times(alert, starts, now + policy.hold)))
     for key, previous in sent.items():
         if key in current:
             continue
-        starts = _utc(previous.alert["startsAt"])
+        starts = as_utc(previous.alert["startsAt"])
         if key in held:
             if now - previous.sent_at >= policy.resend_interval:
                 alert = _with_times(previous.alert, starts, now + policy.hold)
@@ -195,4 +190,4 @@ class ActiveAlerts:
         if notification.state == "resolved":
             self._sent.pop(notification.key, None)
         else:
-            self._sent[notification.key] = SentAlert(notification.alert, _utc(now))
+            self._sent[notification.key] = SentAlert(notification.alert, as_utc(now))

@@ -15,6 +15,7 @@ import pandas as pd
 __all__ = [
     "SATURATION_ALERTNAME",
     "anomaly_alert",
+    "as_utc",
     "dedup_key",
     "iso_utc",
     "saturation_alert",
@@ -29,6 +30,17 @@ def dedup_key(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
+def as_utc(value: datetime | str) -> pd.Timestamp:
+    """``value`` as a UTC ``pd.Timestamp``; a naive time is taken as UTC.
+
+    Example:
+        >>> as_utc("2026-11-28 20:50+01:00")
+        Timestamp('2026-11-28 19:50:00+0000', tz='UTC')
+    """
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def iso_utc(value: datetime | str) -> str:
     """RFC 3339 in UTC with a ``Z``, as Alertmanager prints it; a naive time is taken as UTC.
 
@@ -36,9 +48,7 @@ def iso_utc(value: datetime | str) -> str:
         >>> iso_utc(pd.Timestamp("2026-11-28 20:50", tz="Europe/London"))
         '2026-11-28T20:50:00Z'
     """
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.isoformat().replace("+00:00", "Z")
+    return as_utc(value).isoformat().replace("+00:00", "Z")
 
 
 def anomaly_alert(

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from actions.alerts import as_utc
 from surgecast.api_overrides import active_by_service, apply_override, revert_override
 from surgecast.config import ServiceSettings, Settings
 from surgecast.errors import NotFound, SourceUnavailable
@@ -57,13 +58,6 @@ def needed_replicas(load: float, capacity_per_replica: float, utilization: float
     return math.ceil(load / (capacity_per_replica * utilization) - 1e-9)
 
 
-def _utc(value: Any) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def current_recommendations(
     store: Store, services: Collection[str], now: pd.Timestamp
 ) -> dict[str, dict[str, Any]]:
@@ -72,7 +66,7 @@ def current_recommendations(
     for rec in store.latest_recommendations():
         if rec["service"] not in services:
             continue
-        if _utc(rec["at"]) > now:  # type: ignore[operator]
+        if as_utc(rec["at"]) > now:
             # written for a later time (replay, demo clock): serve what held at now
             older = store.recommendation_history(rec["service"], end=now, limit=1)
             if not older:
@@ -107,7 +101,7 @@ def scaling_answer(
     active = active_by_service(
         o for o in overrides
         if o["service"] == service and o["cancelled_at"] is None
-        and _utc(o["starts_at"]) <= now < _utc(o["ends_at"])  # type: ignore[operator]
+        and as_utc(o["starts_at"]) <= now < as_utc(o["ends_at"])
     ).get(service)  # fmt: skip
     plan = revert_override(rec) if inputs.get("override") else dict(rec)
     answer = apply_override(plan, active, int(plan["recommended_replicas"]))
@@ -121,7 +115,7 @@ def scaling_answer(
     load = None
     if current_load is not None and (now - current_load[0]).total_seconds() <= stale_after_s:
         load = float(current_load[1])
-    valid_until = _utc(rec.get("valid_until"))
+    valid_until = None if rec.get("valid_until") is None else as_utc(rec["valid_until"])
     stale = bool(rec.get("stale")) or (valid_until is not None and now > valid_until)
     reason = str(answer.get("reason", ""))
     if stale:
@@ -146,7 +140,7 @@ def scaling_answer(
         "model": str(answer.get("model", "unknown")),
         "stale": stale,
         "valid_until": valid_until.isoformat() if valid_until is not None else None,
-        "at": _utc(answer["at"]).isoformat(),  # type: ignore[union-attr]
+        "at": as_utc(answer["at"]).isoformat(),
         "current_rps": load,
         "override": inputs.get("override") if active is not None else None,
         "reason": reason,
@@ -177,7 +171,7 @@ class ScalingView:
         self._refreshing = False
 
     def now(self) -> pd.Timestamp:
-        return _utc(self.clock())  # type: ignore[return-value]
+        return as_utc(self.clock())
 
     @property
     def in_memory(self) -> bool:

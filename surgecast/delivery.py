@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import httpx
 import pandas as pd
 
+from actions.alerts import as_utc
 from surgecast.clock import Clock, system_clock
 from surgecast.config import AlertingSettings
 from surgecast.errors import SurgecastError
@@ -249,7 +250,7 @@ class OutboxDeliverer:
         Stops at the first batch a sink could not take (the others wait for the retry), so an
         outage costs one failed request per run, not one per alert.
         """
-        now = _utc(now if now is not None else self.clock())
+        now = as_utc(now if now is not None else self.clock())
         report = DeliveryReport(now=now)
         if not self.sinks:
             if not self._said_no_sink:
@@ -319,11 +320,6 @@ class OutboxDeliverer:
             )  # fmt: skip
         if error not in report.errors:
             report.errors.append(error)
-
-
-def _utc(value: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def build_deliverer(
