@@ -171,7 +171,8 @@ def read_router(ctx: ApiContext) -> APIRouter:
         )
         rows = frame.to_dict(orient="records")
         items, next_end = page(rows, limit, lambda r: r["ds"])
-        acks = store.acks(sorted({r["unique_id"] for r in items})) if items else []
+        acks = store.acks(sorted({r["unique_id"] for r in items}),
+                          covering=min(r["ds"] for r in items)) if items else []
         out = []
         for r in items:
             ack = silenced(acks, r["unique_id"], r["kind"], r["ds"])

@@ -413,8 +413,11 @@ class Pipeline:
         uids = sorted({str(a["labels"].get("series", "")) for a in active})
         if not uids:
             return active
+        hits = [self.anomaly_conditions.last_hit(str(a["labels"].get("series", "")),
+                                                 str(a["labels"].get("kind", ""))) for a in active]
+        known = [h for h in hits if h is not None]
         try:
-            acks = self.store.acks(uids)
+            acks = self.store.acks(uids, covering=min(known) if known else None)
         except Exception as exc:  # unreadable acknowledgements must never mute an alert
             report.error("alert", "acknowledgements", exc)
             return active

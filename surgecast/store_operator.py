@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from surgecast.errors import DataError, NotFound
 from surgecast.store_base import StoreBase, check_limit, to_frame, where_range
@@ -173,12 +173,25 @@ class OperatorStore(StoreBase):
         found = self._records(select(anomaly_acks).where(anomaly_acks.c.id == new_id), "read ack")
         return found[0]
 
-    def acks(self, unique_ids: Sequence[str] | None = None, limit: int = 10_000) -> list[dict[str, Any]]:
-        """Acknowledgements and silences (of ``unique_ids``), newest first."""
+    def acks(
+        self, unique_ids: Sequence[str] | None = None, limit: int = 10_000,
+        covering: TimestampLike | None = None,
+    ) -> list[dict[str, Any]]:
+        """Acknowledgements and silences (of ``unique_ids``), newest first.
+
+        ``covering``: only those that can cover an anomaly at or after this time (made since
+        then, set against a point since then, or a silence that ends after it): all that
+        :func:`silenced` needs for anomalies from ``covering`` on, without reading a series'
+        whole history of acknowledgements.
+        """
+        c = anomaly_acks.c
         stmt = select(anomaly_acks)
         if unique_ids is not None:
-            stmt = stmt.where(anomaly_acks.c.unique_id.in_([str(u) for u in unique_ids]))
-        stmt = stmt.order_by(anomaly_acks.c.id.desc()).limit(check_limit(limit))
+            stmt = stmt.where(c.unique_id.in_([str(u) for u in unique_ids]))
+        if covering is not None:
+            since = to_ns(covering, field="covering")
+            stmt = stmt.where(or_(c.created_at >= since, c.ds >= since, c.until > since))
+        stmt = stmt.order_by(c.id.desc()).limit(check_limit(limit))
         return self._records(stmt, "read acknowledgements")
 
     # -- retrain requests --------------------------------------------------------------------

@@ -54,6 +54,24 @@ def test_acks_silences_and_what_they_cover(store):
         store.save_ack("silence", uid, None, None, None, "x", "ops", T0)
 
 
+def test_acks_covering_a_time_answer_as_the_whole_history_does(store):
+    uid = "payments:deposit_failures_per_second"
+    old_ack = store.save_ack("ack", uid, None, None, None, "old", "ops", T0)  # covers <= T0
+    store.save_ack("ack", uid, "spike", T0 + H, None, "one point", "ops", T0 + H)
+    long_silence = store.save_ack("silence", uid, None, None, T0 + 48 * H, "week", "ops", T0)
+    store.save_ack("silence", uid, "drop", None, T0 + 2 * H, "short", "ops", T0 + H)
+    store.save_ack("ack", uid, None, None, None, "recent", "ops", T0 + 6 * H)
+    since = T0 + 3 * H
+    whole, covering = store.acks([uid]), store.acks([uid], covering=since)
+    assert old_ack["id"] not in [r["id"] for r in covering]  # cannot cover anything since
+    assert long_silence["id"] in [r["id"] for r in covering]  # made before, still running
+    assert len(covering) == 2 < len(whole)
+    for minutes in range(0, 8 * 60, 20):
+        for kind in ("spike", "drop"):
+            at = since + pd.Timedelta(minutes=minutes)
+            assert silenced(covering, uid, kind, at) == silenced(whole, uid, kind, at)
+
+
 def test_registered_events_are_an_events_frame(store):
     event = {"event_id": "promo-1", "name": "Boost", "start": T0, "end": T0 + 2 * H,
              "sport": "promotion", "competition": "operator", "importance": 2.0}  # fmt: skip
