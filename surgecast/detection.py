@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -50,6 +51,8 @@ _REARM = "15min"
 # the platform's front door: every customer reads odds, so its requests measure how busy the
 # shared infrastructure is (a second load for every service's latency; bets per odds request)
 PLATFORM_SERVICE = "odds-api"
+# the multi-series detectors of DetectionSuite, by attribute name
+_PLATFORM = ("ratio", "changepoint", "error_changepoint", "isolation")
 
 
 def _load_driven(unique_id: str) -> bool:
@@ -183,37 +186,25 @@ class DetectionSuite:
         series' history."""
         errors: list[tuple[str, Exception]] = []
         ids = list(history["unique_id"].unique())
-        try:
-            self.ratio = RatioDetector().fit(history) if default_ratio_specs(ids) else None
-        except Exception as exc:
-            self.ratio = None
-            errors.append(("ratio", exc))
-        try:
-            self.changepoint = latency_changepoint(ids)
-            if self.changepoint is not None:
-                self.changepoint.fit(history)
-        except Exception as exc:
-            self.changepoint = None
-            errors.append(("changepoint", exc))
-        try:
-            self.error_changepoint = error_changepoint(ids)
-            if self.error_changepoint is not None:
-                self.error_changepoint.fit(history)
-        except Exception as exc:
-            self.error_changepoint = None
-            errors.append(("error_changepoint", exc))
-        try:
-            use = self.multivariate and default_feature_specs(ids)
-            self.isolation = IsolationDetector().fit(history) if use else None
-        except Exception as exc:
-            self.isolation = None
-            errors.append(("isolation", exc))
+        builders: dict[str, Callable[[], Any]] = {
+            "ratio": lambda: RatioDetector() if default_ratio_specs(ids) else None,
+            "changepoint": lambda: latency_changepoint(ids),
+            "error_changepoint": lambda: error_changepoint(ids),
+            "isolation": lambda: (IsolationDetector()
+                                  if self.multivariate and default_feature_specs(ids) else None),
+        }
+        for name, build in builders.items():
+            try:
+                detector = build()
+                setattr(self, name, detector.fit(history) if detector is not None else None)
+            except Exception as exc:
+                setattr(self, name, None)
+                errors.append((name, exc))
         return errors
 
     @property
     def platform_fitted(self) -> bool:
-        return any(d is not None for d in
-                   (self.ratio, self.changepoint, self.error_changepoint, self.isolation))
+        return any(getattr(self, name) is not None for name in _PLATFORM)
 
     def score_all(
         self,
@@ -238,7 +229,7 @@ class DetectionSuite:
                 errors.append((uid, exc))
         if platform is not None and len(platform):
             everything = platform
-            for name in ("ratio", "changepoint", "error_changepoint", "isolation"):
+            for name in _PLATFORM:
                 detector = getattr(self, name)
                 if detector is None:
                     continue

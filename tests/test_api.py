@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from api_world import small_settings
 from fastapi.testclient import TestClient
 
 from surgecast.api import create_app
-from surgecast.config import Settings
 from surgecast.scheduler import ServiceState
 from surgecast.wiring import build_pipeline
 
@@ -16,15 +16,7 @@ NOW = pd.Timestamp.now(tz="UTC").floor("5min")
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(
-        backfill_days=2,
-        stale_after_seconds=900,
-        sources={"simulator": {"type": "simulator", "seed": 3, "step": "5min"}},
-        store={"url": f"sqlite:///{tmp_path / 'api.db'}"},
-        forecast={"history_days": 2},
-        detect={"history_days": 1},
-        models_dir=str(tmp_path / "models"),
-    )
+    return small_settings(tmp_path, "api.db")
 
 
 @pytest.fixture

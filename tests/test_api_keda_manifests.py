@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from api_world import small_settings
 from fastapi.testclient import TestClient
 from test_api_scaling import keda_value
 
 from surgecast.api import create_app
-from surgecast.config import Settings
 from surgecast.store import Store
 from surgecast.wiring import build_pipeline
 
@@ -93,12 +93,7 @@ def check_keda(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("keda")
-    settings = Settings(
-        backfill_days=2, stale_after_seconds=900,
-        sources={"simulator": {"type": "simulator", "seed": 3, "step": "5min"}},
-        store={"url": f"sqlite:///{tmp / 'keda.db'}"}, forecast={"history_days": 2},
-        detect={"history_days": 1}, models_dir=str(tmp / "models"),
-    )  # fmt: skip
+    settings = small_settings(tmp, "keda.db")
     store = Store(settings.store.url)
     build_pipeline(settings, store).tick(NOW)
     yield TestClient(create_app(settings, store, clock=lambda: NOW + pd.Timedelta(seconds=30)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from api_world import OPERATOR_HEADERS, FixedClock, operator_api, small_settings
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,36 +16,17 @@ from surgecast.store import Store
 from surgecast.wiring import build_pipeline
 
 NOW = pd.Timestamp.now(tz="UTC").floor("5min")
-OPERATOR = "operator-token-0123456789"
-HEADERS = {"Authorization": f"Bearer {OPERATOR}"}
+HEADERS = OPERATOR_HEADERS
 MIN5 = pd.Timedelta(minutes=5)
-
-
-class Clock:
-    def __init__(self, at: pd.Timestamp) -> None:
-        self.at = at
-
-    def __call__(self) -> pd.Timestamp:
-        return self.at
 
 
 @pytest.fixture
 def world(tmp_path):
-    settings = Settings(
-        backfill_days=2,
-        stale_after_seconds=900,
-        sources={"simulator": {"type": "simulator", "seed": 3, "step": "5min"}},
-        store={"url": f"sqlite:///{tmp_path / 'overrides.db'}"},
-        forecast={"history_days": 2},
-        detect={"history_days": 1},
-        models_dir=str(tmp_path / "models"),
-        api={"scaling_cache_seconds": 0, "tokens": [
-            {"name": "ops", "token": OPERATOR, "scope": "operator"}]},
-    )  # fmt: skip
+    settings = small_settings(tmp_path, "overrides.db", api=operator_api())
     store = Store(settings.store.url)
     pipeline = build_pipeline(settings, store)
     pipeline.tick(NOW)
-    clock = Clock(NOW + pd.Timedelta(seconds=30))
+    clock = FixedClock(NOW + pd.Timedelta(seconds=30))
     client = TestClient(create_app(settings, store, clock=clock))
     yield store, pipeline, client, clock
     store.close()

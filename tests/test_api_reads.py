@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from api_world import OPERATOR_HEADERS, operator_api, small_settings
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,22 +16,11 @@ from surgecast.store import Store
 from surgecast.wiring import build_pipeline, build_sources
 
 NOW = pd.Timestamp.now(tz="UTC").floor("5min")
-OPERATOR = "operator-token-0123456789"
-HEADERS = {"Authorization": f"Bearer {OPERATOR}"}
+HEADERS = OPERATOR_HEADERS
 
 
 def make_settings(tmp_path) -> Settings:
-    return Settings(
-        backfill_days=2,
-        stale_after_seconds=900,
-        sources={"simulator": {"type": "simulator", "seed": 3, "step": "5min"}},
-        store={"url": f"sqlite:///{tmp_path / 'reads.db'}"},
-        forecast={"history_days": 2},
-        detect={"history_days": 1},
-        models_dir=str(tmp_path / "models"),
-        api={"scaling_cache_seconds": 0, "tokens": [
-            {"name": "ops", "token": OPERATOR, "scope": "operator"}]},
-    )  # fmt: skip
+    return small_settings(tmp_path, "reads.db", api=operator_api())
 
 
 @pytest.fixture

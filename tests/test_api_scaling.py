@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from api_world import FixedClock, small_settings
 from fastapi.testclient import TestClient
 
 from surgecast.api import create_app
@@ -59,27 +60,8 @@ def test_the_gjson_helper_follows_the_keda_docs_examples():
     assert gjson(doc, "components.nope") is None
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, at: pd.Timestamp) -> None:
-        self.at = at
-
-    def __call__(self) -> pd.Timestamp:
-        return self.at
-
-
 def make_settings(tmp_path, **api: Any) -> Settings:
-    return Settings(
-        backfill_days=2,
-        stale_after_seconds=900,
-        sources={"simulator": {"type": "simulator", "seed": 3, "step": "5min"}},
-        store={"url": f"sqlite:///{tmp_path / 'scaling.db'}"},
-        forecast={"history_days": 2},
-        detect={"history_days": 1},
-        models_dir=str(tmp_path / "models"),
-        api={"scaling_cache_seconds": 0, **api},
-    )
+    return small_settings(tmp_path, "scaling.db", api={"scaling_cache_seconds": 0, **api})
 
 
 @pytest.fixture
@@ -88,7 +70,7 @@ def world(tmp_path):
     store = Store(settings.store.url)
     pipeline = build_pipeline(settings, store)
     pipeline.tick(NOW)
-    clock = Clock(NOW + pd.Timedelta(seconds=30))
+    clock = FixedClock(NOW + pd.Timedelta(seconds=30))
     client = TestClient(create_app(settings, store, clock=clock))
     yield settings, store, client, clock
     store.close()
@@ -157,7 +139,7 @@ def test_scaling_answers_from_memory_while_the_store_is_gone(tmp_path):
     settings = make_settings(tmp_path, scaling_cache_seconds=3600)
     store = Store(settings.store.url)
     build_pipeline(settings, store).tick(NOW)
-    clock = Clock(NOW + pd.Timedelta(seconds=30))
+    clock = FixedClock(NOW + pd.Timedelta(seconds=30))
     client = TestClient(create_app(settings, store, clock=clock))
     first = client.get("/v1/scaling/payments").json()
     store.close()  # every store call now raises StoreError

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from api_world import OPERATOR, small_settings
 
 from dashboard.demo import ApiServer
 from surgecast.api import create_app
-from surgecast.config import Settings
 from surgecast.store import Store
 from surgecast.wiring import build_pipeline, build_sources
 
-OPERATOR = "operator-token-0123456789"
 CONFIG = """
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "409", "410", "422"]
@@ -34,16 +33,8 @@ expected-statuses = ["2xx", "401", "403", "404", "409", "410", "422"]
 @pytest.fixture(scope="module")
 def live_url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
-    settings = Settings(
-        backfill_days=2,
-        stale_after_seconds=900,
-        sources={"simulator": {"type": "simulator", "seed": 3, "step": "5min"}},
-        store={"url": f"sqlite:///{tmp / 'fuzz.db'}"},
-        forecast={"history_days": 2},
-        detect={"history_days": 1},
-        models_dir=str(tmp / "models"),
-        api={"tokens": [{"name": "fuzzer", "token": OPERATOR, "scope": "operator"}]},
-    )
+    settings = small_settings(tmp, "fuzz.db", api={
+        "tokens": [{"name": "fuzzer", "token": OPERATOR, "scope": "operator"}]})
     store = Store(settings.store.url)
     build_pipeline(settings, store).tick(pd.Timestamp.now(tz="UTC").floor("5min"))
 
