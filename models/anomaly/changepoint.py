@@ -144,6 +144,8 @@ class ChangePoint:
         ratio_of_load: each target is a proportion of its first load series (``error_ratio``
             of ``requests_per_second``), scored on the log of its count-smoothed value (step 1
             above; implies the log scale). A point whose request count is unknown is a gap.
+            The score then rests on counts (ten errors in a thousand requests are more evidence
+            than one in a hundred), so scaling ``y`` is not neutral as it is for a latency.
     """
 
     name = "changepoint"
