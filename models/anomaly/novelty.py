@@ -72,7 +72,13 @@ def _seasonal_reference(y: np.ndarray, season: int, seasons: int) -> np.ndarray:
         lag = j * season
         if lag < y.size:
             lags[j - 1, lag:] = y[:-lag]
-    return pd.DataFrame(lags.T).median(axis=1, skipna=True).to_numpy()
+    # nanmedian by hand: the first season has no lag at all, and numpy warns once per such
+    # point (thousands per call) where this sort puts NaN last and counts what is there
+    ordered = np.sort(lags, axis=0)
+    count = np.isfinite(lags).sum(axis=0)
+    hi = np.take_along_axis(ordered, (count // 2)[None, :], axis=0)[0]
+    lo = np.take_along_axis(ordered, np.maximum(count - 1, 0)[None, :] // 2, axis=0)[0]
+    return np.where(count > 0, np.where(count % 2 == 1, hi, (lo + hi) / 2), np.nan)
 
 
 def _to_score(nu: np.ndarray, half: float) -> np.ndarray:
