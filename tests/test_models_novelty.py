@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models import Novelty
-from models.anomaly.novelty import novelty_scores
+from models.anomaly.novelty import _seasonal_reference, novelty_scores
 
 
 def frame(y, uid: str = "svc:rps", step: str = "5min") -> pd.DataFrame:
@@ -112,3 +114,18 @@ def test_pure_function_is_causal():
 def test_bad_parameters(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         Novelty(**bad)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_seasonal_reference_is_the_nanmedian_of_the_lags(seed):
+    rng = np.random.default_rng(seed)
+    n, season, seasons = 500, 37, 1 + seed
+    y = rng.standard_normal(n) * 10.0 ** rng.integers(-3, 6)
+    y[rng.random(n) < 0.2] = np.nan
+    lags = np.full((seasons, n), np.nan)
+    for j in range(1, seasons + 1):
+        lags[j - 1, j * season:] = y[:-j * season]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: the first season
+        want = np.nanmedian(lags, axis=0)
+    np.testing.assert_array_equal(_seasonal_reference(y, season, seasons), want)
