@@ -63,8 +63,8 @@ T = TypeVar("T")
 def _degradation_errors(magnitude: float) -> float:
     """Extra error probability at the peak of a latency degradation of ``magnitude`` (x p95).
 
-    [TT15]: journey time x1.9 (11 -> 21 s) with availability 98 % -> 86 %, i.e. 12 points of
-    failed journeys per x1 of extra latency.
+    [TT15]: journey time about x2 (11 -> 21 s) with availability 98 % -> 86 %: 12 points of
+    failed journeys for the doubling, taken as 0.12 per x1 of extra latency (13 with x1.9).
     """
     return 0.12 * (magnitude - 1.0)
 

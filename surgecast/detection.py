@@ -67,7 +67,8 @@ def _load_driven_ratio(unique_id: str) -> bool:
 
 
 def _per_series(unique_id: str) -> bool:
-    # error ratios rise with load; the ratio detector watches them through counts
+    # error ratios rise with load; the ratio detector and the error CUSUM watch them through
+    # counts, given load
     return not unique_id.endswith("error_ratio")
 
 
@@ -126,16 +127,15 @@ def error_changepoint(unique_ids: list[str]) -> ChangePoint | None:
     ``k = 1.5``, ``h = 3.5``: over 7 simulated days without incidents the largest sum was 3.04
     across seeds 1-5, 7, 11, 23 (where ``k`` and ``h`` were chosen) and 4.63 across seeds
     31-40 (held out: seed 38's bet-placement at the final whistle of two Champions League
-    evenings, two alarms in 70 days; the others stayed under 3.3). A smaller ``k`` needs a much higher ``h`` (k=1: 6.3, k=0.5: 11.3) and
-    alarmed later on the simulator's latency incidents (``benchmarks/bench_incidents.py``).
+    evenings, two alarms in 70 days; the others stayed under 3.3). A smaller ``k`` needs a much
+    higher ``h`` (k=1: 6.3, k=0.5: 11.3) and alarmed later on the simulator's latency incidents
+    (``benchmarks/bench_incidents.py``).
     """
-    errors = [u for u in unique_ids if u.endswith(":error_ratio")]
     load = load_series(unique_ids, "error_ratio", platform=PLATFORM_SERVICE)
-    targets = [u for u in errors if u in load]
-    if not targets:
+    if not load:
         return None
     return ChangePoint(
-        targets=targets, two_sided=False, k=1.5, h=3.5, count_scale=True, ratio_of_load=True,
+        targets=list(load), two_sided=False, k=1.5, h=3.5, count_scale=True, ratio_of_load=True,
         load=load,
     )  # fmt: skip
 

@@ -79,7 +79,9 @@ def test_selection_records_backtest_smape_and_held_out_coverage():
     frame = hourly(35, weekly=80.0)
     builders = {"daily": SeasonalNaive, "weekly_mean": lambda: SeasonalMean("7D", k=3)}
     _, sel = select_and_fit(frame, 24, 0.9, builders, season=24)
-    assert 0 < sel.metrics["smape"] < 200
+    # Poisson noise around a level of 80-130: a good backtest is off by about a tenth, in percent
+    # (a fraction, or a forecast of zeros at 200, would fail)
+    assert 3 < sel.metrics["smape"] < 25
     assert 0.5 <= sel.metrics["coverage"] <= 1.0
 
 

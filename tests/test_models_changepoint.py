@@ -281,12 +281,14 @@ def test_rising_errors_at_equal_load_are_a_shift(at_minute):
     assert (out.loc[out["ds"] < ds[i0], "score"] < 0.5).all()
 
 
-def test_error_ratio_without_its_requests_is_a_gap_and_state_round_trips():
+def test_error_ratio_counts_carry_forward_are_gaps_before_any_and_state_round_trips():
     ds, f = error_frame(days=4)
     det = error_detector().fit(f[f["ds"] < ds[3 * 1440]])
     live = f[f["ds"] >= ds[3 * 1440]]
     alone = det.score(live[live["unique_id"] == ERR][:30])  # no request series in this batch
-    assert len(alone) == 30 and (alone["score"] >= 0).all()
+    assert np.isfinite(alone["expected"]).all()  # the last request count seen carries forward
+    never = error_detector().fit(f[f["unique_id"] == ERR])  # no request count ever seen
+    assert never.score(live[live["unique_id"] == ERR])["expected"].isna().all()
     again = ChangePoint.from_dict(json.loads(json.dumps(det.to_dict())))
     assert again.ratio_of_load and again.to_dict() == det.to_dict()
     rest = live[live["ds"] >= ds[3 * 1440 + 30]]

@@ -4,9 +4,8 @@ For slow drifts and level shifts (a p95 latency ramping up over hours, a rate st
 that never leave a series' ordinary range point by point. Per series:
 
 1. ``x = log(y)`` (``log=True``): a multiplicative drift is a shift, and scaling ``y`` leaves
-   every score unchanged. A proportion of the series' own requests (``ratio_of_load=True``:
-   an error ratio) is scored as ``x = log((y n + 1/2) / (n + 1/2))`` with ``n`` the requests
-   per point, so a quiet night's zero errors is a finite value rather than a gap.
+   every score unchanged. An error ratio (``ratio_of_load=True``) is scored as
+   ``log((y n + 1/2) / (n + 1/2))``, ``n`` the requests per point: zero errors is a value.
 2. A reference refreshed every ``block`` points from the previous ``window`` points (points
    inside an alarm are left out, so the detector does not learn from anomalies): with *load*
    series (latency follows utilisation: the p95 of a service rises at every kickoff), a least
@@ -64,6 +63,7 @@ from models.anomaly.load_model import (
     predict_load,
     unpack_reference,
 )
+from models.anomaly.ratios import log_count_ratio
 from models.base import ANOMALY_COLUMNS
 from models.errors import FrameError, ModelError, NotFittedError
 
@@ -143,7 +143,8 @@ class ChangePoint:
             point (a p95 of few requests is noisier) instead of one spread per reference.
         ratio_of_load: each target is a proportion of its first load series (``error_ratio``
             of ``requests_per_second``), scored on the log of its count-smoothed value (step 1
-            above; implies the log scale). A point whose request count is unknown is a gap.
+            above; implies the log scale). A point without a request count takes the last one
+            seen (as every load does); before any is seen it is a gap.
             The score then rests on counts (ten errors in a thousand requests are more evidence
             than one in a hundred), so scaling ``y`` is not neutral as it is for a latency.
     """
@@ -246,10 +247,9 @@ class ChangePoint:
                 if not np.isfinite(st.step_s) and own is not None and own.ds_ns.size > 1:
                     st.step_s = median_step_ns(own.ds_ns) / 1e9
             if self.ratio_of_load:
-                # requests per point (NaN without a load: a gap); zero errors stays finite
+                # requests per point (the last known count carries forward; none yet: a gap)
                 n = load[:, 0] * self._step(st) if names else np.full(y.size, np.nan)
-                with np.errstate(invalid="ignore"):
-                    x = np.log((np.clip(y, 0.0, None) * n + 0.5) / (n + 0.5))
+                x = log_count_ratio(np.clip(y, 0.0, None) * n, n)
                 x = np.where(np.isfinite(y) & (n >= 0), x, np.nan)
             elif self.log:
                 with np.errstate(divide="ignore", invalid="ignore"):

@@ -75,7 +75,7 @@ def _seasonal_reference(y: np.ndarray, season: int, seasons: int) -> np.ndarray:
     # nanmedian by hand: the first season has no lag at all, and numpy warns once per such
     # point (thousands per call) where this sort puts NaN last and counts what is there
     ordered = np.sort(lags, axis=0)
-    count = np.isfinite(lags).sum(axis=0)
+    count = (~np.isnan(lags)).sum(axis=0)  # an infinite value is a value, as for nanmedian
     hi = np.take_along_axis(ordered, (count // 2)[None, :], axis=0)[0]
     lo = np.take_along_axis(ordered, np.maximum(count - 1, 0)[None, :] // 2, axis=0)[0]
     return np.where(count > 0, np.where(count % 2 == 1, hi, (lo + hi) / 2), np.nan)

@@ -50,7 +50,10 @@ from models.anomaly.seasonal_stats import anomaly_score
 from models.base import ANOMALY_COLUMNS
 from models.errors import FrameError, NotFittedError, check_saved
 
-__all__ = ["RatioDetector", "RatioSpec", "default_ratio_specs", "ratio_frame", "ratio_zscores"]
+__all__ = [
+    "RatioDetector", "RatioSpec", "default_ratio_specs", "log_count_ratio", "ratio_frame",
+    "ratio_zscores",
+]
 
 _FORMAT = 1
 MAD_TO_SIGMA = 1.4826
@@ -97,6 +100,18 @@ def default_ratio_specs(unique_ids: Iterable[str], odds_service: str = "odds-api
         if s != odds_service and f"{s}:bets_per_second" in ids and odds in ids:
             out.append(RatioSpec(f"{s}:bets_per_odds_request", f"{s}:bets_per_second", odds))
     return out
+
+
+def log_count_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``log((num + 1/2) / (den + 1/2))`` of counts: finite at zero counts (a quiet night's zero
+    errors is a value), and the half keeps a ratio of few counts from swinging to infinity.
+
+    Example:
+        >>> log_count_ratio(np.array([0.0, 9.5]), np.array([0.5, 9.5])).round(3).tolist()
+        [-0.693, 0.0]
+    """
+    with np.errstate(invalid="ignore"):
+        return np.log((num + 0.5) / (den + 0.5))
 
 
 def ratio_frame(frame: pd.DataFrame, specs: Iterable[RatioSpec]) -> pd.DataFrame:
@@ -279,14 +294,13 @@ class RatioDetector:
             rd = np.r_[st.tail_den, den]
             sn = pd.Series(rn).rolling(self.smooth, min_periods=1).sum().to_numpy()[-num.size:]
             sd = pd.Series(rd).rolling(self.smooth, min_periods=1).sum().to_numpy()[-num.size:]
-            xn = np.log((sn + 0.5) / (sd + 0.5))
+            xn = log_count_ratio(sn, sd)
             x, n = np.r_[st.x, xn], np.r_[st.n, sd]
             z, med, sc, flagged = ratio_zscores(
                 x, n, st.x.size, st.seen - st.x.size, window=self.window, block=self.block,
                 threshold=self.threshold, rel_floor=self.rel_floor, min_count=self.min_count,
                 min_ref=self.min_ref)
-            parts.append(self._frame(str(uid), ds_ns, (sn + 0.5) / (sd + 0.5), z, med, sc,
-                                     flagged))
+            parts.append(self._frame(str(uid), ds_ns, np.exp(xn), z, med, sc, flagged))
             if learn:
                 k = self.smooth - 1
                 self._state[str(uid)] = _State(

@@ -237,8 +237,8 @@ def select_and_fit(
         return sum(w * _combine({m: get(m) for m in options[o]}, options[o])
                    for o, w in weights.items())
 
-    errors = np.vstack([y[c:c + hold] - blend(lambda m, w=w: preds[m][w])
-                        for w, c in enumerate(origins)])
+    actual = np.vstack([y[c:c + hold] for c in origins])
+    errors = actual - np.vstack([blend(lambda m, w=w: preds[m][w]) for w in range(len(origins))])
     full = {}
     for m in members:
         try:
@@ -255,7 +255,6 @@ def select_and_fit(
         weights = {o: w / total for o, w in weights.items()}
     out = next(iter(full.values())).copy()
     out["yhat"] = blend(lambda m: full[m]["yhat"].to_numpy())
-    actual = np.vstack([y[c:c + hold] for c in origins])
     metrics = backtest_metrics(actual, errors, level)
     lo, hi = conformal_offsets(errors, level, horizon)
     out["yhat_lower"] = out["yhat"] + lo
