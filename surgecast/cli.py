@@ -21,6 +21,7 @@ from rich.table import Table
 
 from surgecast.config import Settings, load_settings
 from surgecast.errors import SurgecastError
+from surgecast.logs import setup_logging
 
 __all__ = ["app", "main"]
 
@@ -47,12 +48,7 @@ ConfigOption = Annotated[
 
 
 def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Prophet's Stan backend logs every chain start (CONVENTIONS.md §8)
-    logging.getLogger("cmdstanpy").disabled = True
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 def _settings(path: Path | None) -> Settings:

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,6 +32,7 @@ from surgecast.api_common import EventsProvider, attach_registered_events
 from surgecast.clock import Clock, system_clock
 from surgecast.config import Settings
 from surgecast.errors import ConfigError
+from surgecast.logs import setup_logging
 from surgecast.scheduler import ServiceState, build_scheduler
 from surgecast.store import Store
 from surgecast.wiring import build_pipeline, build_sources
@@ -87,6 +89,10 @@ def _clock_and_calendar(settings: Settings) -> tuple[Clock, EventsProvider | Non
     return sources.clock, sources.calendar
 
 
+# how long a scheduler child that stopped cleanly (exit 0) may precede this process's own stop
+SIGNAL_GRACE_S = 2.0
+
+
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -94,8 +100,7 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 def _scheduler_main(settings: Settings, clock: Clock, log_level: int) -> None:
     """The scheduler child of ``surgecast run`` (a spawned process: its own interpreter and GIL,
     so a tick never stalls the API's answers)."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("cmdstanpy").disabled = True
+    setup_logging(log_level)
     raise SystemExit(run_scheduler(settings, clock=clock))
 
 
@@ -146,11 +151,21 @@ def run_service(
     stopping = threading.Event()
     scheduler_died = threading.Event()
 
+    def stopping_too() -> bool:
+        # a signal to the whole group (Ctrl-C, systemd's SIGTERM to the unit) stops the child
+        # as well, and it may exit (code 0) before this process's own handler has run
+        deadline = time.monotonic() + SIGNAL_GRACE_S
+        while scheduler.exitcode == 0 and time.monotonic() < deadline:
+            if stopping.is_set() or server.should_exit:
+                return True
+            time.sleep(0.05)
+        return stopping.is_set() or server.should_exit
+
     def watch_scheduler() -> None:
         assert scheduler is not None
         # wait on the sentinel, not join(): only the main thread reaps the child
         multiprocessing.connection.wait([scheduler.sentinel])
-        if not stopping.is_set():
+        if not stopping_too():
             log.error("the scheduler process exited (code %s): stopping surgecast", scheduler.exitcode)
             scheduler_died.set()
             server.should_exit = True

@@ -197,3 +197,37 @@ def test_run_stops_with_exit_1_when_its_scheduler_dies(tmp_path):
             proc.wait()
     assert code == 1, log.read_text()[-3000:]
     assert "the scheduler process exited" in log.read_text()
+
+
+def test_a_signal_to_the_whole_group_is_a_clean_stop_even_if_the_scheduler_goes_first(tmp_path):
+    # Ctrl-C and systemd signal every process of surgecast run; the scheduler child may exit
+    # before the API process has handled its own signal: that is a stop, not a death
+    api_port = free_port()
+    config = write_config(tmp_path, api_port, free_port())
+    config.write_text(config.read_text().replace("enabled: true", "enabled: false"))
+    log = tmp_path / "run.log"
+    base = f"http://127.0.0.1:{api_port}"
+    proc = start(config, log)
+    try:
+        ready = wait_for(
+            lambda: (r := httpx.get(f"{base}/readyz", timeout=3).json()).get("process") and r,
+            timeout=60, what="the API",
+        )  # fmt: skip
+        child = ready["process"]["pid"]
+        os.kill(child, signal.SIGTERM)
+        wait_for(lambda: not _alive(child), timeout=30, what="the scheduler to stop")
+        code, _ = stop(proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, log.read_text()[-3000:]
+    assert "the scheduler process exited" not in log.read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
