@@ -410,25 +410,18 @@ class Pipeline:
         /v1/anomalies/acks). One that was firing drops out of the active set, so the lifecycle
         resolves it in Alertmanager; a new hit after the acknowledgement (or after the silence
         ends) opens it again."""
-        uids = sorted({str(a["labels"].get("series", "")) for a in active})
-        if not uids:
-            return active
-        hits = [self.anomaly_conditions.last_hit(str(a["labels"].get("series", "")),
-                                                 str(a["labels"].get("kind", ""))) for a in active]
+        keys = [(str(a["labels"].get("series", "")), str(a["labels"].get("kind", ""))) for a in active]
+        hits = [self.anomaly_conditions.last_hit(uid, kind) for uid, kind in keys]
         known = [h for h in hits if h is not None]
+        if not known:  # nothing open to silence
+            return active
         try:
-            acks = self.store.acks(uids, covering=min(known) if known else None)
+            acks = self.store.acks(sorted({uid for uid, _ in keys}), covering=min(known))
         except Exception as exc:  # unreadable acknowledgements must never mute an alert
             report.error("alert", "acknowledgements", exc)
             return active
-        kept = []
-        for alert in active:
-            uid, kind = str(alert["labels"].get("series", "")), str(alert["labels"].get("kind", ""))
-            hit = self.anomaly_conditions.last_hit(uid, kind)
-            if hit is not None and silenced(acks, uid, kind, hit) is not None:
-                continue
-            kept.append(alert)
-        return kept
+        return [alert for alert, (uid, kind), hit in zip(active, keys, hits, strict=True)
+                if hit is None or silenced(acks, uid, kind, hit) is None]
 
     def _execute(self, now: pd.Timestamp, report: TickReport) -> None:
         """Push this tick's recommendations to the configured executors (dry run by default)."""

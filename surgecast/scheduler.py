@@ -160,8 +160,6 @@ def build_scheduler(
             id="deliver-alerts",
             name="surgecast alert delivery",
             replace_existing=True,
-            max_instances=1,
-            coalesce=True,
             misfire_grace_time=max(5, 2 * every),
         )
     if isinstance(pipeline, Pipeline):
@@ -179,7 +177,5 @@ def build_scheduler(
             id="retrain-requests",
             name="surgecast retrain requests (POST /v1/retrain)",
             replace_existing=True,
-            max_instances=1,
-            coalesce=True,
         )
     return scheduler

@@ -16,7 +16,6 @@ from surgecast.store import Store
 from surgecast.wiring import build_pipeline
 
 NOW = pd.Timestamp.now(tz="UTC").floor("5min")
-HEADERS = OPERATOR_HEADERS
 MIN5 = pd.Timedelta(minutes=5)
 
 
@@ -46,7 +45,7 @@ def test_hold_shows_at_once_is_applied_by_the_tick_and_expires_on_time(world):
     planned = client.get("/v1/scaling/bet-placement").json()["recommended_replicas"]
     assert planned != 40
     end = NOW + pd.Timedelta(minutes=12)
-    response = client.post("/v1/overrides", headers=HEADERS, json={
+    response = client.post("/v1/overrides", headers=OPERATOR_HEADERS, json={
         "service": "bet-placement", "mode": "hold", "replicas": 40,
         "start": NOW.isoformat(), "end": end.isoformat(), "reason": "hold 40 for the final",
     })  # fmt: skip
@@ -94,12 +93,12 @@ def test_hold_shows_at_once_is_applied_by_the_tick_and_expires_on_time(world):
 def test_cancel_ends_an_override_now(world):
     store, pipeline, client, clock = world
     planned = client.get("/v1/scaling/payments").json()["recommended_replicas"]
-    created = client.post("/v1/overrides", headers=HEADERS, json={
+    created = client.post("/v1/overrides", headers=OPERATOR_HEADERS, json={
         "service": "payments", "mode": "floor", "replicas": 18, "duration_s": 3600,
         "reason": "promo night",
     }).json()  # fmt: skip
     assert client.get("/v1/scaling/payments").json()["recommended_replicas"] == max(18, planned)
-    response = client.delete(f"/v1/overrides/{created['id']}", headers=HEADERS)
+    response = client.delete(f"/v1/overrides/{created['id']}", headers=OPERATOR_HEADERS)
     assert response.status_code == 200
     assert response.json()["active"] is False and response.json()["cancelled_at"] is not None
     assert client.get("/v1/scaling/payments").json()["recommended_replicas"] == planned
@@ -107,8 +106,8 @@ def test_cancel_ends_an_override_now(world):
     assert gone.status_code == 410 and "cancelled at" in gone.json()["detail"][0]["msg"]
     listed = {o["id"]: o for o in client.get("/v1/overrides").json()}
     assert listed[created["id"]]["active"] is False  # history keeps it
-    assert client.delete(f"/v1/overrides/{created['id']}", headers=HEADERS).status_code == 200
-    assert client.delete("/v1/overrides/999999", headers=HEADERS).status_code == 404
+    assert client.delete(f"/v1/overrides/{created['id']}", headers=OPERATOR_HEADERS).status_code == 200
+    assert client.delete("/v1/overrides/999999", headers=OPERATOR_HEADERS).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -122,14 +121,14 @@ def test_cancel_ends_an_override_now(world):
 )
 def test_bad_overrides_are_422_naming_the_field(world, payload, field):
     _, _, client, _ = world
-    response = client.post("/v1/overrides", headers=HEADERS, json={**payload, "reason": "x"})
+    response = client.post("/v1/overrides", headers=OPERATOR_HEADERS, json={**payload, "reason": "x"})
     assert response.status_code == 422
     assert field in response.json()["detail"][0]["loc"]
 
 
 def test_unknown_service_override_is_422_and_the_schema_lists_the_services(world):
     _, _, client, _ = world
-    response = client.post("/v1/overrides", headers=HEADERS, json={
+    response = client.post("/v1/overrides", headers=OPERATOR_HEADERS, json={
         "service": "casino", "replicas": 3, "duration_s": 600, "reason": "x"})  # fmt: skip
     assert response.status_code == 422
     assert "service" in response.json()["detail"][0]["loc"]

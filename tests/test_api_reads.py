@@ -16,7 +16,6 @@ from surgecast.store import Store
 from surgecast.wiring import build_pipeline, build_sources
 
 NOW = pd.Timestamp.now(tz="UTC").floor("5min")
-HEADERS = OPERATOR_HEADERS
 
 
 def make_settings(tmp_path) -> Settings:
@@ -104,17 +103,17 @@ def test_acks_and_silences_show_on_the_anomalies(empty):
     uid = "payments:deposit_failures_per_second"
     times = [NOW - pd.Timedelta(minutes=m) for m in (20, 15, 10, 5)]
     store.save_anomalies(anomaly_rows(times, uid, "spike"))
-    ack = client.post("/v1/anomalies/acks", headers=HEADERS, json={
+    ack = client.post("/v1/anomalies/acks", headers=OPERATOR_HEADERS, json={
         "action": "ack", "unique_id": uid, "ds": times[0].isoformat(), "reason": "seen"})  # fmt: skip
     assert ack.status_code == 201
-    silence = client.post("/v1/anomalies/acks", headers=HEADERS, json={
+    silence = client.post("/v1/anomalies/acks", headers=OPERATOR_HEADERS, json={
         "action": "silence", "unique_id": uid, "ds": times[2].isoformat(),
         "until": (NOW + pd.Timedelta(hours=1)).isoformat(), "reason": "provider maintenance"})  # fmt: skip
     assert silence.status_code == 201
     items = client.get("/v1/anomalies", params={"unique_id": uid}).json()["items"]
     assert [(a["acknowledged"], a["silenced"]) for a in items] == [
         (True, False), (False, False), (False, True), (False, True)]  # fmt: skip
-    bad = client.post("/v1/anomalies/acks", headers=HEADERS, json={
+    bad = client.post("/v1/anomalies/acks", headers=OPERATOR_HEADERS, json={
         "action": "silence", "unique_id": uid, "reason": "no until"})  # fmt: skip
     assert bad.status_code == 422 and "until" in bad.json()["detail"][0]["loc"]
 
@@ -199,11 +198,11 @@ def test_forecast_of_a_series_for_a_window(ticked):
 def test_fixtures_merge_the_calendar_and_registered_events(ticked):
     store, client = ticked
     start = NOW + pd.Timedelta(hours=2)
-    response = client.post("/v1/events", headers=HEADERS, json={
+    response = client.post("/v1/events", headers=OPERATOR_HEADERS, json={
         "event_id": "promo-boost-1", "name": "Acca boost", "start": start.isoformat(),
         "end": (start + pd.Timedelta(hours=2)).isoformat(), "importance": 2.0})  # fmt: skip
     assert response.status_code == 201, response.text
-    assert client.post("/v1/events", headers=HEADERS, json={
+    assert client.post("/v1/events", headers=OPERATOR_HEADERS, json={
         "event_id": "promo-boost-1", "name": "again", "start": start.isoformat(),
         "end": (start + pd.Timedelta(hours=1)).isoformat()}).status_code == 409  # fmt: skip
     events = client.get("/v1/fixtures").json()["events"]

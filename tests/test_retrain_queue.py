@@ -7,6 +7,7 @@ import time
 
 import pandas as pd
 import pytest
+from api_world import OPERATOR_HEADERS, operator_api
 from fastapi.testclient import TestClient
 
 from surgecast.api import create_app
@@ -15,8 +16,7 @@ from surgecast.retrain_queue import run_retrain_requests
 from surgecast.store import Store
 
 T0 = pd.Timestamp("2026-11-28 20:00", tz="UTC")
-OPERATOR = "operator-token-0123456789"
-AUTH = {"Authorization": f"Bearer {OPERATOR}"}
+AUTH = OPERATOR_HEADERS
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def store(tmp_path):
 
 
 def settings() -> Settings:
-    return Settings(api={"tokens": [{"name": "ops", "token": OPERATOR, "scope": "operator"}]})
+    return Settings(api=operator_api())
 
 
 def test_one_request_at_a_time_claimed_once_and_finished(store):
