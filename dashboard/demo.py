@@ -18,19 +18,17 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
+
+from surgecast.processes import free_port, http_ready, poll, stop_process
 
 __all__ = [
     "CHROMIUM",
@@ -39,7 +37,6 @@ __all__ = [
     "capture_pages",
     "demo_settings",
     "fill_store",
-    "free_port",
     "start_dashboard",
     "wait_http",
 ]
@@ -58,24 +55,9 @@ PAGE_READY = {
 }
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_http(url: str, timeout_s: float = 60.0) -> None:
     """Wait until ``GET url`` answers 200; raise ``TimeoutError`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:g} s")
+    poll(f"{url} to answer 200", lambda: http_ready(url), timeout_s=timeout_s)
 
 
 def demo_settings(workdir: Path, *, seed: int = 3) -> Any:
@@ -146,16 +128,12 @@ def start_dashboard(api_url: str, port: int, *, log_path: Path, token: str | Non
                     refresh: str = "30s") -> subprocess.Popen[bytes]:  # fmt: skip
     """``streamlit run dashboard/app.py`` on 127.0.0.1:``port`` reading ``api_url``, its output
     in ``log_path``; returns once ``/_stcore/health`` answers."""
-    app = Path(__file__).with_name("app.py")
+    from surgecast.runner import dashboard_command
+
     env = {**os.environ, "SURGECAST_API_URL": api_url, "SURGECAST_DASHBOARD_REFRESH": refresh}
     if token:
         env["SURGECAST_API_TOKEN"] = token
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.headless", "true", "--server.address", "127.0.0.1",
-        "--server.port", str(port), "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "viewer", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
+    command = dashboard_command("127.0.0.1", port) + ["--server.fileWatcherType", "none"]
     with open(log_path, "ab") as log_file:  # a file, not a pipe: a full pipe would block it
         proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
@@ -282,9 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copyfile(path, args.all_pages / path.name)
             print(f"wrote {len(shots)} pages into {args.all_pages}")
     finally:
-        if dash is not None:
-            dash.terminate()
-            dash.wait(timeout=10)
+        stop_process(dash, timeout_s=10)
         if server is not None:
             server.stop()
         if store is not None:

@@ -33,6 +33,7 @@ from surgecast.clock import Clock, system_clock
 from surgecast.config import Settings
 from surgecast.errors import ConfigError
 from surgecast.logs import setup_logging
+from surgecast.processes import stop_process
 from surgecast.scheduler import ServiceState, build_scheduler
 from surgecast.store import Store
 from surgecast.wiring import build_pipeline, build_sources
@@ -42,15 +43,16 @@ __all__ = ["dashboard_command", "run_api", "run_scheduler", "run_service"]
 log = logging.getLogger(__name__)
 
 
-def dashboard_command(settings: Settings) -> list[str]:
+def dashboard_command(host: str, port: int) -> list[str]:
+    """``streamlit run dashboard/app.py`` headless on ``host:port``."""
     import dashboard
 
     app = Path(dashboard.__file__).with_name("app.py")
     return [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.headless", "true",
-        "--server.address", settings.dashboard.host,
-        "--server.port", str(settings.dashboard.port),
+        "--server.address", host,
+        "--server.port", str(port),
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",  # no "Deploy" button on a wall screen
     ]  # fmt: skip
@@ -65,18 +67,8 @@ def _start_dashboard(settings: Settings) -> subprocess.Popen[bytes] | None:
     )
     log.info("dashboard on http://%s:%d", settings.dashboard.host, settings.dashboard.port)
     # own process group: a Ctrl-C reaches it through us, so we decide the order of shutdown
-    return subprocess.Popen(dashboard_command(settings), env=env, start_new_session=True)
-
-
-def _stop_child(child: subprocess.Popen[bytes] | None) -> None:
-    if child is None or child.poll() is not None:
-        return
-    child.terminate()
-    try:
-        child.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait(timeout=5)
+    command = dashboard_command(settings.dashboard.host, settings.dashboard.port)
+    return subprocess.Popen(command, env=env, start_new_session=True)
 
 
 def _clock_and_calendar(settings: Settings) -> tuple[Clock, EventsProvider | None]:
@@ -152,6 +144,7 @@ def run_service(
     scheduler_died = threading.Event()
 
     def stopping_too() -> bool:
+        assert scheduler is not None
         # a signal to the whole group (Ctrl-C, systemd's SIGTERM to the unit) stops the child
         # as well, and it may exit (code 0) before this process's own handler has run
         deadline = time.monotonic() + SIGNAL_GRACE_S
@@ -182,7 +175,7 @@ def run_service(
     finally:
         stopping.set()
         _stop_scheduler(scheduler)
-        _stop_child(child)
+        stop_process(child, timeout_s=5)
         store.close()
         signal.signal(signal.SIGTERM, previous_term)
     log.info("surgecast stopped")

@@ -1,53 +1,6 @@
-"""Helpers shared by the tests that start real processes (Prometheus, Alertmanager, PostgreSQL,
-uvicorn, ``surgecast run``) on 127.0.0.1: a free port, bounded polling, a clean stop."""
+"""The process helpers the tests share (they live in ``surgecast.processes``, which the
+dashboard demo uses too)."""
 
-from __future__ import annotations
-
-import socket
-import subprocess
-import time
-from collections.abc import Callable
-from typing import Any
-
-import httpx
+from surgecast.processes import free_port, http_ready, poll, stop_process
 
 __all__ = ["free_port", "http_ready", "poll", "stop_process"]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def poll(what: str, check: Callable[[], Any], timeout_s: float = 60.0, every_s: float = 0.2) -> Any:
-    """Call ``check`` until it returns something truthy; raise after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(every_s)
-
-
-def http_ready(url: str) -> bool:
-    """``GET url`` answered 200 (a readiness endpoint such as ``/-/ready``)."""
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def stop_process(proc: subprocess.Popen[Any] | None, timeout_s: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout_s)
