@@ -31,13 +31,16 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from actions.capacity import CapacityBounds, plan_replicas
+from models.frequency import infer_step_or
 
 __all__ = ["WhatIfSettings", "WhatIfSummary", "extend_with_history", "summarise", "what_if_plan"]
 
@@ -70,6 +73,29 @@ class WhatIfSettings:
         if self.ready_now is not None and self.ready_now < 0:
             raise ValueError(f"ready_now must be >= 0, got {self.ready_now}")
         _ = self.bounds  # validates capacity, utilisation and the replica limits
+
+    @classmethod
+    def from_inputs(cls, inputs: Mapping[str, Any], ready_now: int | None = None) -> WhatIfSettings:
+        """The settings a recommendation was planned with (its ``inputs``); what they do not say
+        takes the service defaults.
+
+        Raises:
+            ValueError: a value is out of range.
+        """
+        def get(key: str, default: Any) -> Any:
+            value = inputs.get(key)
+            return default if value is None else value
+
+        return cls(
+            capacity_per_replica=float(get("capacity_per_replica", 1.0)),
+            target_utilization=float(get("target_utilization", 0.7)),
+            startup_delay_s=int(get("startup_delay_s", get("lead_time_s", 0))),
+            margin_s=int(get("margin_s", 0)),
+            min_replicas=int(get("min_replicas", 1)),
+            max_replicas=int(get("max_replicas", 100)),
+            level=float(get("level", 0.9)),
+            ready_now=ready_now,
+        )
 
     @property
     def bounds(self) -> CapacityBounds:
@@ -158,7 +184,7 @@ def summarise(plan: pd.DataFrame, settings: WhatIfSettings) -> WhatIfSummary:
     The step is the median spacing of ``ds`` (one minute for a single row).
     """
     ds = pd.to_datetime(plan["ds"], utc=True)
-    step_min = float(ds.diff().median().total_seconds() / 60) if len(ds) > 1 else 1.0
+    step_min = infer_step_or(ds, pd.Timedelta(minutes=1)).total_seconds() / 60
     risk = plan["overload_risk"].to_numpy(dtype=float)
     known = risk[np.isfinite(risk)]
     replicas = plan["replicas"].to_numpy(dtype=int)
@@ -193,13 +219,13 @@ def extend_with_history(
         raise ValueError(f"forecast needs rows with ds, yhat, yhat_upper; missing {sorted(missing)}")
     model = forecast[["ds", "yhat", "yhat_upper"]].assign(source="model").reset_index(drop=True)
     model["ds"] = pd.to_datetime(model["ds"], utc=True)
-    step = model["ds"].diff().median() if len(model) > 1 else pd.Timedelta(minutes=5)
+    step = infer_step_or(model["ds"], pd.Timedelta(minutes=5))
     start = model["ds"].iloc[-1] + step
     if start > until or history.empty:
         return model
-    ds = pd.date_range(start, until, freq=step)
+    ds = pd.date_range(start, until, freq=step).as_unit("ns")
     past = history[["ds", "y"]].copy()
-    past["ds"] = pd.to_datetime(past["ds"], utc=True) + season
+    past["ds"] = (pd.to_datetime(past["ds"], utc=True) + season).astype("datetime64[ns, UTC]")
     past = past.sort_values("ds")
     guess = pd.merge_asof(pd.DataFrame({"ds": ds}), past, on="ds", direction="nearest",
                           tolerance=step / 2)  # fmt: skip

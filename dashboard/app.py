@@ -10,6 +10,7 @@ The page is chosen in the sidebar or with ``?page=overview|series|anomalies|mode
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -54,8 +55,14 @@ def _cached_get(base_url: str, token: str | None, path: str, params: tuple[tuple
 
 
 def api_get(path: str, **params: Any) -> Any:
-    """A cached API read (errors are not cached: the next refresh tries again)."""
-    return _cached_get(API_URL, token(), path, tuple(sorted(params.items())))
+    """A cached API read (errors are not cached: the next refresh tries again).
+
+    Timestamps in ``params`` (``start``, ``end``) are widened to whole minutes, so the reruns
+    within the cache's TTL (a widget change, another viewer) ask for the same window and share
+    one read; an exact "now" would make every read a new one."""
+    window = {k: (v.floor("min") if k == "start" else v.ceil("min")).isoformat()
+              for k, v in params.items() if isinstance(v, pd.Timestamp)}
+    return _cached_get(API_URL, token(), path, tuple(sorted({**params, **window}.items())))
 
 
 def token() -> str | None:
@@ -120,7 +127,7 @@ def overview_page() -> None:
     if not recs:
         st.info(no_data_message(), icon=":material/hourglass_empty:")
         return
-    anomalies = api_get("/v1/anomalies", start=iso(now - pd.Timedelta(hours=2)), limit=500)["items"]
+    anomalies = api_get("/v1/anomalies", start=now - pd.Timedelta(hours=2), limit=500)["items"]
     table = overview_table(recs, anomalies, now)
     stale = table[table["stale"]]
     if len(stale):
@@ -181,17 +188,17 @@ def overview_page() -> None:
 
 def _outlook(recs: list[dict[str, Any]], now: pd.Timestamp) -> pd.DataFrame:
     fixtures = api_get(
-        "/v1/fixtures", start=iso(now - pd.Timedelta(days=2)), end=iso(now + pd.Timedelta(hours=6))
+        "/v1/fixtures", start=now - pd.Timedelta(days=2), end=now + pd.Timedelta(hours=6)
     )["events"]
     forecasts, history = {}, {}
     for rec in recs:
         uid = (rec.get("inputs") or {}).get("load_series")
         if not uid:
             continue
-        fc = api_get(f"/v1/series/{uid}/forecast", start=iso(now - pd.Timedelta(hours=1)),
-                     end=iso(now + pd.Timedelta(hours=6)))["points"]  # fmt: skip
-        pts = api_get(f"/v1/series/{uid}/points", start=iso(now - pd.Timedelta(days=2)),
-                      end=iso(now))["points"]  # fmt: skip
+        fc = api_get(f"/v1/series/{uid}/forecast", start=now - pd.Timedelta(hours=1),
+                     end=now + pd.Timedelta(hours=6))["points"]  # fmt: skip
+        pts = api_get(f"/v1/series/{uid}/points", start=now - pd.Timedelta(days=2),
+                      end=now)["points"]  # fmt: skip
         forecasts[rec["service"]] = frame(fc)
         history[rec["service"]] = frame(pts)
     return fixture_outlook(fixtures, recs, forecasts, history, now)
@@ -219,17 +226,17 @@ def render_series(uid: str, hours: int) -> None:
     def render() -> None:
         now = now_utc()
         start = now - pd.Timedelta(hours=hours)
-        points = frame(api_get(f"/v1/series/{uid}/points", start=iso(start), end=iso(now))["points"])
-        forecast = frame(api_get(f"/v1/series/{uid}/forecast", start=iso(start),
-                                 end=iso(now + pd.Timedelta(hours=6)))["points"])  # fmt: skip
+        points = frame(api_get(f"/v1/series/{uid}/points", start=start, end=now)["points"])
+        forecast = frame(api_get(f"/v1/series/{uid}/forecast", start=start,
+                                 end=now + pd.Timedelta(hours=6))["points"])  # fmt: skip
         alerts = api_get("/v1/alerts", limit=500)["items"]
-        anomalies = anomaly_states(api_get("/v1/anomalies", unique_id=uid, start=iso(start),
+        anomalies = anomaly_states(api_get("/v1/anomalies", unique_id=uid, start=start,
                                            limit=1000)["items"], alerts)  # fmt: skip
         until = max(forecast["ds"].max(), now) if len(forecast) else now
-        fixtures = frame(api_get("/v1/fixtures", start=iso(start), end=iso(until))["events"],
+        fixtures = frame(api_get("/v1/fixtures", start=start, end=until)["events"],
                          ("start", "end"))  # fmt: skip
         service = uid.partition(":")[0]
-        history = api_get(f"/v1/recommendations/{service}/history", start=iso(start),
+        history = api_get(f"/v1/recommendations/{service}/history", start=start,
                           limit=1000)["items"] if _known_service(service) else []  # fmt: skip
         replicas = frame(history, ("at",)).rename(columns={"at": "ds", "recommended_replicas": "replicas"})
         metric = uid.partition(":")[2] or uid
@@ -266,7 +273,7 @@ def anomalies_page() -> None:
     now = now_utc()
     f1, f2, f3, f4 = st.columns(4)
     hours = WINDOWS[f1.radio("Window", list(WINDOWS), index=1, horizontal=True, key="a_window")]
-    anomalies = api_get("/v1/anomalies", start=iso(now - pd.Timedelta(hours=hours)), limit=1000)["items"]
+    anomalies = api_get("/v1/anomalies", start=now - pd.Timedelta(hours=hours), limit=1000)["items"]
     alerts = api_get("/v1/alerts", limit=500)["items"]
     table = anomaly_states(anomalies, alerts)
     services = sorted(table["service"].unique()) if len(table) else []
@@ -325,7 +332,7 @@ def anomaly_detail(shown: pd.DataFrame) -> None:
     service = row["service"]
     at = row["ds"]
     siblings = [s["unique_id"] for s in api_get("/v1/series") if s["unique_id"].startswith(f"{service}:")]
-    window = {"start": iso(at - pd.Timedelta(hours=1)), "end": iso(at + pd.Timedelta(minutes=10))}
+    window = {"start": at - pd.Timedelta(hours=1), "end": at + pd.Timedelta(minutes=10)}
     points = {u: frame(api_get(f"/v1/series/{u}/points", **window)["points"]) for u in siblings}
     st.markdown(f"**What moved with it** (every {service} series at {at:%H:%M}, against the hour before)")
     st.dataframe(related_context(row.to_dict(), points), hide_index=True, width="stretch",
@@ -422,26 +429,16 @@ def what_if_page() -> None:
     service = st.selectbox("Service", sorted(recs), key="w_service")
     inputs = recs[service].get("inputs") or {}
     uid = inputs.get("load_series")
-    now_settings = WhatIfSettings(
-        capacity_per_replica=float(inputs.get("capacity_per_replica") or 1.0),
-        target_utilization=float(inputs.get("target_utilization") or 0.7),
-        startup_delay_s=int(inputs.get("startup_delay_s", inputs.get("lead_time_s") or 0)),
-        margin_s=int(inputs.get("margin_s", 0)),
-        min_replicas=int(inputs.get("min_replicas") or 1),
-        max_replicas=int(inputs.get("max_replicas") or 100),
-        level=float(inputs.get("level") or 0.9),
-        ready_now=int(recs[service]["recommended_replicas"]),
-    )
+    now_settings = WhatIfSettings.from_inputs(
+        inputs, ready_now=int(recs[service]["recommended_replicas"]))
     c1, c2, c3 = st.columns(3)
     capacity = c1.number_input("Capacity per replica (req/s)", min_value=0.1,
                                value=now_settings.capacity_per_replica, key="w_capacity")  # fmt: skip
     startup = c2.number_input("Startup delay (s)", min_value=0, max_value=3600, step=30,
                               value=now_settings.startup_delay_s, key="w_startup")  # fmt: skip
     util = c3.slider("Target utilisation", 0.1, 1.0, now_settings.target_utilization, 0.05, key="w_util")
-    forecast = frame(api_get(f"/v1/series/{uid}/forecast", start=iso(now),
-                             end=iso(now + pd.Timedelta(hours=6)))["points"]) if uid else pd.DataFrame()
-    if not forecast.empty:
-        forecast = forecast[forecast["ds"] >= now.floor("min")]
+    forecast = frame(api_get(f"/v1/series/{uid}/forecast", start=now,
+                             end=now + pd.Timedelta(hours=6))["points"]) if uid else pd.DataFrame()
     if forecast.empty:
         st.info(f"No forecast for {service} yet; the what-if plans from the stored forecast.")
         return
@@ -452,18 +449,19 @@ def what_if_page() -> None:
         value=True, key="w_extend",
     )  # fmt: skip
     if extend:
-        history = frame(api_get(f"/v1/series/{uid}/points", start=iso(now - pd.Timedelta(days=1)),
-                                end=iso(now - pd.Timedelta(hours=18)))["points"])  # fmt: skip
+        history = frame(api_get(f"/v1/series/{uid}/points", start=now - pd.Timedelta(days=1),
+                                end=now - pd.Timedelta(hours=18))["points"])  # fmt: skip
         forecast = extend_with_history(forecast, history, now + pd.Timedelta(hours=6))
-    changed = WhatIfSettings(**{**now_settings.__dict__, "capacity_per_replica": float(capacity),
-                                "startup_delay_s": int(startup), "target_utilization": float(util)})
+    changed = dataclasses.replace(now_settings, capacity_per_replica=float(capacity),
+                                  startup_delay_s=int(startup), target_utilization=float(util))
+    same = changed == now_settings  # no deltas to show until a setting changes
     try:
-        base_plan, plan = what_if_plan(forecast, now_settings), what_if_plan(forecast, changed)
+        base_plan = what_if_plan(forecast, now_settings)
+        plan = base_plan if same else what_if_plan(forecast, changed)
     except ValueError as exc:
         st.error(f"Cannot plan: {exc}")
         return
     base, new = summarise(base_plan, now_settings), summarise(plan, changed)
-    same = changed == now_settings  # no deltas to show until a setting changes
 
     def delta(new_value: float, old_value: float, fmt: str = "{:+.1f}") -> str | None:
         return None if same else fmt.format(new_value - old_value)

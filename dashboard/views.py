@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from actions.capacity import CapacityBounds, plan_replicas
+from actions.capacity import plan_replicas
+from actions.what_if import WhatIfSettings
+from models.frequency import infer_step_or
 
 __all__ = [
     "OPEN_ANOMALY_WINDOW",
@@ -138,7 +140,7 @@ def kickoff_uplift(
     out: dict[str, list[float]] = {}
     if points.empty:
         return out
-    step = points["ds"].diff().median() if len(points) > 1 else pd.Timedelta(minutes=5)
+    step = infer_step_or(points["ds"], pd.Timedelta(minutes=5))
     for fx in fixtures:
         kickoff = to_time(fx["start"])
         if kickoff is None or kickoff + SURGE_AFTER > now:
@@ -221,8 +223,6 @@ def _surge_for(
     capacity = inputs.get("capacity_per_replica")
     if not now_load or now_load <= 0 or not capacity:
         return None
-    u = inputs.get("target_utilization") or 0.7
-    lo, hi = inputs.get("min_replicas") or 1, inputs.get("max_replicas") or 10**6
     lead = pd.Timedelta(seconds=inputs.get("lead_time_s") or 0)
     peak: float | None = None
     multiplier = 1.0
@@ -232,14 +232,14 @@ def _surge_for(
         upper = window["yhat_upper"].to_numpy(float)
         if not window.empty and np.isfinite(upper).any():
             peak, basis = float(np.nanmax(upper)), "forecast"
-            step = forecast["ds"].diff().median() if len(forecast) > 1 else pd.Timedelta(minutes=5)
+            step = infer_step_or(forecast["ds"], pd.Timedelta(minutes=5))
             quiet = _value_near(forecast.rename(columns={"yhat": "y"}), kickoff - QUIET_BEFORE, step)
             reference = quiet if quiet else now_load  # kickoff within the hour: against now
             multiplier = float(np.nanmax(window["yhat"].to_numpy(float))) / reference
     if peak is None and history is not None and not history.empty:
         key = fx.get("competition") or fx.get("sport") or "other"
         past = uplift.get(key) or [v for vs in uplift.values() for v in vs]
-        step = history["ds"].diff().median() if len(history) > 1 else pd.Timedelta(minutes=5)
+        step = infer_step_or(history["ds"], pd.Timedelta(minutes=5))
         quiet = _value_near(history, kickoff - QUIET_BEFORE - pd.Timedelta(days=1), step)
         if past and quiet:
             multiplier = float(np.median(past))
@@ -248,7 +248,8 @@ def _surge_for(
             basis = f"history ({seen} of {key})" if uplift.get(key) else f"history ({seen}, all)"
     if peak is None:
         return None
-    replicas = plan_replicas([peak], CapacityBounds(capacity, u, lo, hi)).recommended_replicas
+    bounds = WhatIfSettings.from_inputs(inputs).bounds  # the planner's own clamp
+    replicas = plan_replicas([peak], bounds).recommended_replicas
     return {"multiplier": multiplier, "peak": peak, "replicas": int(replicas),
             "ready_by": kickoff - lead, "basis": basis}  # fmt: skip
 

@@ -127,7 +127,13 @@ def test_series_explorer_charts_the_series_and_its_numbers_match_the_api(live, m
     charts = at.get("vega_lite_chart")
     assert len(charts) == 1
     spec = json.loads(charts[0].proto.spec)
-    assert "layer" in spec  # actuals, forecast band and line, replicas on a second axis
+    # the values (actuals, forecast band and line) and the replicas' step line on a second axis
+    assert spec["resolve"]["scale"]["y"] == "independent"
+    values, step = spec["layer"]
+    assert step["mark"]["interpolate"] == "step-after"
+    assert step["encoding"]["y"]["field"] == "replicas"
+    marks = {(m["mark"]["type"], m["encoding"].get("y", {}).get("field")) for m in values["layer"]}
+    assert {("area", "yhat_lower"), ("line", "yhat"), ("line", "y")} <= marks
     # another series and window re-render without error
     at.selectbox(key="series").select(ANOMALOUS).run()
     at.radio(key="window").set_value("24 h").run()
@@ -162,7 +168,16 @@ def test_anomalies_page_filters_by_state(live, monkeypatch):
     at = run_page(monkeypatch, live["url"], "anomalies")
     at.multiselect(key="a_state").select("silenced").run()
     assert_rendered(at)
-    assert any("No anomalies match" in i.value for i in at.info)
+    assert any("No anomalies match" in i.value for i in at.info)  # none is silenced
+    at = run_page(monkeypatch, live["url"], "anomalies")
+    shown = at.dataframe[0].value
+    assert len(shown) >= 2  # the two planted anomalies at least
+    for state in sorted(set(shown["state"])):  # each state shows exactly its own rows
+        at = run_page(monkeypatch, live["url"], "anomalies")
+        at.multiselect(key="a_state").select(state).run()
+        assert_rendered(at)
+        only = at.dataframe[0].value
+        assert set(only["state"]) == {state} and len(only) == (shown["state"] == state).sum()
 
 
 def test_models_page_shows_the_registry_and_retrains_with_an_operator_token(live, monkeypatch):

@@ -3,6 +3,7 @@ startup delay, overload risk from the forecast interval, and the look-ahead cont
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_overload_risk_falls_as_capacity_grows_and_matches_the_normal_tail():
     plan = what_if_plan(fc, cfg)
     # P(demand > 1100) with demand ~ N(1000, 100) is 1 - Phi(1) = 0.1587
     assert plan["overload_risk"].iloc[0] == pytest.approx(0.1587, abs=2e-3)
-    bigger = what_if_plan(fc, WhatIfSettings(**{**cfg.__dict__, "capacity_per_replica": 1300}))
+    bigger = what_if_plan(fc, dataclasses.replace(cfg, capacity_per_replica=1300))
     assert (bigger["overload_risk"] < plan["overload_risk"]).all()
 
 
@@ -133,3 +134,13 @@ def test_the_continuation_uses_the_load_a_day_earlier_widened_like_the_model():
     known = gap["yhat"].notna().to_numpy()
     last_known = plan["replicas"][known].iloc[-1]
     assert (plan["replicas"][~known] == last_known).all()
+
+
+def test_settings_from_a_recommendations_inputs_keep_zeros_and_default_the_rest():
+    inputs = {"capacity_per_replica": 250.0, "target_utilization": 0.6, "lead_time_s": 420,
+              "min_replicas": 0, "max_replicas": 12}
+    cfg = WhatIfSettings.from_inputs(inputs, ready_now=3)
+    assert (cfg.capacity_per_replica, cfg.target_utilization) == (250.0, 0.6)
+    assert (cfg.min_replicas, cfg.max_replicas, cfg.ready_now) == (0, 12, 3)  # 0 is a value
+    assert (cfg.startup_delay_s, cfg.margin_s, cfg.level) == (420, 0, 0.9)  # older inputs
+    assert WhatIfSettings.from_inputs({**inputs, "startup_delay_s": 300}).startup_delay_s == 300
