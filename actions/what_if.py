@@ -40,9 +40,22 @@ import numpy as np
 import pandas as pd
 
 from actions.capacity import CapacityBounds, plan_replicas
-from models.frequency import infer_step_or
 
 __all__ = ["WhatIfSettings", "WhatIfSummary", "extend_with_history", "summarise", "what_if_plan"]
+
+
+def step_of(ds: pd.Series, default: pd.Timedelta) -> pd.Timedelta:
+    """The sampling step of ``ds``: the median of its positive gaps (missing points and
+    duplicates do not change it), or ``default`` with fewer than two distinct times.
+
+    Example:
+        >>> step_of(pd.Series(pd.to_datetime(["2026-01-01 00:00", "2026-01-01 00:05",
+        ...     "2026-01-01 00:20", "2026-01-01 00:25"], utc=True)), pd.Timedelta("1min"))
+        Timedelta('0 days 00:05:00')
+    """
+    t = np.unique(pd.to_datetime(ds, utc=True).to_numpy(dtype="datetime64[ns]"))
+    gaps = np.diff(t)
+    return pd.Timedelta(np.median(gaps)) if gaps.size else default
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,7 @@ def summarise(plan: pd.DataFrame, settings: WhatIfSettings) -> WhatIfSummary:
     The step is the median spacing of ``ds`` (one minute for a single row).
     """
     ds = pd.to_datetime(plan["ds"], utc=True)
-    step_min = infer_step_or(ds, pd.Timedelta(minutes=1)).total_seconds() / 60
+    step_min = step_of(ds, pd.Timedelta(minutes=1)).total_seconds() / 60
     risk = plan["overload_risk"].to_numpy(dtype=float)
     known = risk[np.isfinite(risk)]
     replicas = plan["replicas"].to_numpy(dtype=int)
@@ -219,7 +232,7 @@ def extend_with_history(
         raise ValueError(f"forecast needs rows with ds, yhat, yhat_upper; missing {sorted(missing)}")
     model = forecast[["ds", "yhat", "yhat_upper"]].assign(source="model").reset_index(drop=True)
     model["ds"] = pd.to_datetime(model["ds"], utc=True)
-    step = infer_step_or(model["ds"], pd.Timedelta(minutes=5))
+    step = step_of(model["ds"], pd.Timedelta(minutes=5))
     start = model["ds"].iloc[-1] + step
     if start > until or history.empty:
         return model

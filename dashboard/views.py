@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from actions.capacity import plan_replicas
-from actions.what_if import WhatIfSettings
-from models.frequency import infer_step_or
+from actions.what_if import WhatIfSettings, step_of
 
 __all__ = [
     "OPEN_ANOMALY_WINDOW",
@@ -140,7 +139,7 @@ def kickoff_uplift(
     out: dict[str, list[float]] = {}
     if points.empty:
         return out
-    step = infer_step_or(points["ds"], pd.Timedelta(minutes=5))
+    step = step_of(points["ds"], pd.Timedelta(minutes=5))
     for fx in fixtures:
         kickoff = to_time(fx["start"])
         if kickoff is None or kickoff + SURGE_AFTER > now:
@@ -232,14 +231,14 @@ def _surge_for(
         upper = window["yhat_upper"].to_numpy(float)
         if not window.empty and np.isfinite(upper).any():
             peak, basis = float(np.nanmax(upper)), "forecast"
-            step = infer_step_or(forecast["ds"], pd.Timedelta(minutes=5))
+            step = step_of(forecast["ds"], pd.Timedelta(minutes=5))
             quiet = _value_near(forecast.rename(columns={"yhat": "y"}), kickoff - QUIET_BEFORE, step)
             reference = quiet if quiet else now_load  # kickoff within the hour: against now
             multiplier = float(np.nanmax(window["yhat"].to_numpy(float))) / reference
     if peak is None and history is not None and not history.empty:
         key = fx.get("competition") or fx.get("sport") or "other"
         past = uplift.get(key) or [v for vs in uplift.values() for v in vs]
-        step = infer_step_or(history["ds"], pd.Timedelta(minutes=5))
+        step = step_of(history["ds"], pd.Timedelta(minutes=5))
         quiet = _value_near(history, kickoff - QUIET_BEFORE - pd.Timedelta(days=1), step)
         if past and quiet:
             multiplier = float(np.median(past))

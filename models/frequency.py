@@ -19,7 +19,7 @@ import pandas as pd
 from models._frames import median_step_ns
 from models.errors import InsufficientHistoryError
 
-__all__ = ["infer_step", "infer_step_or", "season_length"]
+__all__ = ["infer_step", "season_length"]
 
 
 def infer_step(ds: Iterable[Any] | pd.Series | pd.Index | np.ndarray) -> pd.Timedelta:
@@ -49,20 +49,6 @@ def infer_step(ds: Iterable[Any] | pd.Series | pd.Index | np.ndarray) -> pd.Time
             "pass at least two points per series"
         )
     return pd.Timedelta(step, unit="ns")
-
-
-def infer_step_or(ds: Iterable[Any] | pd.Series | pd.Index | np.ndarray,
-                  default: pd.Timedelta) -> pd.Timedelta:
-    """:func:`infer_step`, or ``default`` when ``ds`` has fewer than two distinct timestamps.
-
-    Example:
-        >>> infer_step_or([pd.Timestamp("2026-01-01", tz="UTC")], pd.Timedelta(minutes=5))
-        Timedelta('0 days 00:05:00')
-    """
-    try:
-        return infer_step(ds)
-    except InsufficientHistoryError:
-        return default
 
 
 def season_length(step: pd.Timedelta | str, period: pd.Timedelta | str = "1D") -> int:

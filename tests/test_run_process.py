@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -177,24 +179,32 @@ def test_scheduler_alone_ticks_and_stops_on_sigterm(tmp_path):
     assert took < 10
 
 
-def test_run_stops_with_exit_1_when_its_scheduler_dies(tmp_path):
+@contextlib.contextmanager
+def running_without_dashboard(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
+    """``surgecast run`` (no dashboard) once its API answers: the process, its log and the
+    scheduler child's pid; killed afterwards if still running."""
     api_port = free_port()
     config = write_config(tmp_path, api_port, free_port())
     config.write_text(config.read_text().replace("enabled: true", "enabled: false"))
     log = tmp_path / "run.log"
-    base = f"http://127.0.0.1:{api_port}"
     proc = start(config, log)
     try:
         ready = wait_for(
-            lambda: (r := httpx.get(f"{base}/readyz", timeout=3).json()).get("process") and r,
+            lambda: (r := httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=3).json())
+            .get("process") and r,
             timeout=60, what="the API",
         )  # fmt: skip
-        os.kill(ready["process"]["pid"], signal.SIGKILL)
-        code = proc.wait(timeout=30)
+        yield proc, log, int(ready["process"]["pid"])
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_run_stops_with_exit_1_when_its_scheduler_dies(tmp_path):
+    with running_without_dashboard(tmp_path) as (proc, log, child):
+        os.kill(child, signal.SIGKILL)
+        code = proc.wait(timeout=30)
     assert code == 1, log.read_text()[-3000:]
     assert "the scheduler process exited" in log.read_text()
 
@@ -202,25 +212,10 @@ def test_run_stops_with_exit_1_when_its_scheduler_dies(tmp_path):
 def test_a_signal_to_the_whole_group_is_a_clean_stop_even_if_the_scheduler_goes_first(tmp_path):
     # Ctrl-C and systemd signal every process of surgecast run; the scheduler child may exit
     # before the API process has handled its own signal: that is a stop, not a death
-    api_port = free_port()
-    config = write_config(tmp_path, api_port, free_port())
-    config.write_text(config.read_text().replace("enabled: true", "enabled: false"))
-    log = tmp_path / "run.log"
-    base = f"http://127.0.0.1:{api_port}"
-    proc = start(config, log)
-    try:
-        ready = wait_for(
-            lambda: (r := httpx.get(f"{base}/readyz", timeout=3).json()).get("process") and r,
-            timeout=60, what="the API",
-        )  # fmt: skip
-        child = ready["process"]["pid"]
+    with running_without_dashboard(tmp_path) as (proc, log, child):
         os.kill(child, signal.SIGTERM)
         wait_for(lambda: not _alive(child), timeout=30, what="the scheduler to stop")
         code, _ = stop(proc, signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert code == 0, log.read_text()[-3000:]
     assert "the scheduler process exited" not in log.read_text()
 
