@@ -81,8 +81,10 @@ def _clock_and_calendar(settings: Settings) -> tuple[Clock, EventsProvider | Non
     return sources.clock, sources.calendar
 
 
-# how long a scheduler child that stopped cleanly (exit 0) may precede this process's own stop
+# how long a scheduler child stopped by a stop signal (exit 0 once its handler runs; killed by
+# the signal if it came during start-up) may precede this process's own stop
 SIGNAL_GRACE_S = 2.0
+STOP_CODES = (0, -signal.SIGTERM, -signal.SIGINT)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -144,13 +146,16 @@ def run_service(
     scheduler_died = threading.Event()
 
     def stopping_too() -> bool:
-        assert scheduler is not None
         # a signal to the whole group (Ctrl-C, systemd's SIGTERM to the unit) stops the child
         # as well, and it may exit (code 0) before this process's own handler has run
+        assert scheduler is not None
         deadline = time.monotonic() + SIGNAL_GRACE_S
-        while scheduler.exitcode == 0 and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             if stopping.is_set() or server.should_exit:
                 return True
+            code = scheduler.exitcode  # None until reaped, a moment after the sentinel
+            if code is not None and code not in STOP_CODES:
+                return False  # killed or failed: no stop signal explains that
             time.sleep(0.05)
         return stopping.is_set() or server.should_exit
 
