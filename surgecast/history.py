@@ -62,6 +62,13 @@ class RecentHistory:
             if len(frame) and frame["ds"].iloc[0] < cutoff:
                 self._frames[uid] = frame[frame["ds"] >= cutoff].reset_index(drop=True)
 
+    def last(self, unique_id: str) -> pd.Timestamp | None:
+        """The newest timestamp held for a series (None when none)."""
+        frame = self._frames.get(unique_id)
+        if frame is None or frame.empty:
+            return None
+        return frame["ds"].iloc[-1] if frame["ds"].is_monotonic_increasing else frame["ds"].max()
+
     def get(
         self, unique_id: str, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
     ) -> pd.DataFrame:
@@ -69,8 +76,14 @@ class RecentHistory:
         frame = self._frames.get(unique_id)
         if frame is None or frame.empty:
             return empty_series()
-        if start is not None:
-            frame = frame[frame["ds"] >= start]
-        if end is not None:
-            frame = frame[frame["ds"] < end]
-        return frame
+        ds = frame["ds"]
+        if not ds.is_monotonic_increasing:  # every path keeps them sorted; stay right if not
+            if start is not None:
+                frame = frame[frame["ds"] >= start]
+            if end is not None:
+                frame = frame[frame["ds"] < end]
+            return frame
+        # a binary search: boolean masks cost ~0.7 ms a call, and a tick makes 4-5 per series
+        first = 0 if start is None else int(ds.searchsorted(start, side="left"))
+        stop = len(frame) if end is None else int(ds.searchsorted(end, side="left"))
+        return frame.iloc[first:max(first, stop)].copy()

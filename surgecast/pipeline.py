@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from actions import CapacityBounds, describe_plan, plan_replicas
@@ -40,7 +41,7 @@ from surgecast.errors import DataError
 from surgecast.event_forecasts import EventForecasts
 from surgecast.executors import WebhookExecutor
 from surgecast.forecasting import Choice, ChosenForecasts
-from surgecast.frames import validate_series
+from surgecast.frames import empty_series, validate_series
 from surgecast.history import RecentHistory
 from surgecast.registry import load_choice
 from surgecast.retrain import RetrainPolicy, policy_from_settings, select_many
@@ -241,7 +242,7 @@ class Pipeline:
         watermarks = self.store.watermarks()
         backfill_start = now - pd.Timedelta(days=self.settings.backfill_days)
         total = len(self.series)
-        fresh: list[pd.DataFrame] = []
+        fetched: list[_Fetched] = []
         self._unavailable = {}
         reached: set[str] = set()
         for i, series in enumerate(self.series):
@@ -259,13 +260,7 @@ class Pipeline:
                 raw = self.collectors[series.source].fetch(SeriesRequest(uid, series.query), start, now)
                 reached.add(series.source)
                 report.repairs.extend(raw.attrs.get("repairs", []))
-                checked = validate_series(raw, source=f"{series.source}:{uid}")
-                frame = checked.frame
-                frame = frame[(frame["ds"] >= start) & (frame["ds"] < now) & (frame["unique_id"] == uid)]
-                report.repairs.extend(checked.repairs)
-                report.points[uid] = len(frame)
-                if len(frame):
-                    fresh.append(frame)
+                fetched.append(_Fetched(uid, f"{series.source}:{uid}", start, raw))
             except CollectorUnavailable as exc:  # the source is down: hold plans, alert
                 self._unavailable[uid] = str(exc)  # the collector's message names source and URL
                 report.error("collect", uid, exc)
@@ -273,6 +268,7 @@ class Pipeline:
                 report.error("collect", uid, exc)
             if progress is not None:
                 progress("collect", i + 1, total)
+        fresh = self._validated(fetched, now, report)
         if fresh:
             self._store_points(fresh, report)
         self.history.load_missing(self.store, [s.unique_id for s in self.series], now)
@@ -303,6 +299,39 @@ class Pipeline:
         for key, exc in errors:
             report.error("alert", key, exc)
 
+    def _validated(
+        self, fetched: list[_Fetched], now: pd.Timestamp, report: TickReport
+    ) -> list[pd.DataFrame]:
+        """The fetched frames in canonical form, each cut to ``[start, now)`` of its series.
+
+        A clean tick (every frame already canonical) is validated in one call: a call costs
+        ~2 ms whatever its size, and a tick of 1,000 series brings one point each. Anything
+        to repair or reject sends the tick series by series, so that every repair and error
+        names its series and one bad frame costs nothing of the others.
+        """
+        whole = _validate_together(fetched, now)
+        if whole is not None:
+            counts = whole["unique_id"].value_counts()
+            for item in fetched:
+                report.points[item.unique_id] = int(counts.get(item.unique_id, 0))
+            return [whole] if len(whole) else []
+        fresh = []
+        for item in fetched:
+            try:
+                checked = validate_series(item.raw, source=item.source)
+                frame = checked.frame
+                frame = frame[
+                    (frame["ds"] >= item.start) & (frame["ds"] < now)
+                    & (frame["unique_id"] == item.unique_id)
+                ]
+                report.repairs.extend(checked.repairs)
+                report.points[item.unique_id] = len(frame)
+                if len(frame):
+                    fresh.append(frame)
+            except Exception as exc:
+                report.error("collect", item.unique_id, exc)
+        return fresh
+
     def _store_points(self, fresh: list[pd.DataFrame], report: TickReport) -> None:
         """Upsert the tick's points in one transaction; if that fails, series by series."""
         batch = pd.concat(fresh, ignore_index=True)
@@ -312,8 +341,8 @@ class Pipeline:
             return
         except Exception as exc:
             log.warning("batch upsert failed (%s); retrying series by series", exc)
-        for frame in fresh:
-            uid = str(frame["unique_id"].iloc[0])
+        for uid, frame in batch.groupby("unique_id", sort=False):
+            uid = str(uid)
             try:
                 self.store.upsert_points(frame)
                 self.history.extend(frame)
@@ -348,9 +377,9 @@ class Pipeline:
         platform = self._platform_fresh(now, rescore_from, report)
         last_seen = {}
         for series in self.series:
-            held = self.history.get(series.unique_id)
-            if len(held):
-                last_seen[series.unique_id] = held["ds"].iloc[-1]
+            newest = self.history.last(series.unique_id)
+            if newest is not None:
+                last_seen[series.unique_id] = newest
         steps = {uid: self.step_for(s) for s in self.series if (uid := s.unique_id) in last_seen}
         result = suite.score_all(fresh, platform, now, last_seen, steps)
         for subject, exc in result.errors:
@@ -789,6 +818,43 @@ class Pipeline:
                 results[result.unique_id] = f"error: {type(exc).__name__}: {exc}"
         log.info("retrain: %s", results)
         return results
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """What a collector returned for one series this tick, before validation."""
+
+    unique_id: str
+    source: str  # names the series in repairs and errors: "simulator:svc:metric"
+    start: pd.Timestamp
+    raw: pd.DataFrame
+
+
+def _validate_together(fetched: list[_Fetched], now: pd.Timestamp) -> pd.DataFrame | None:
+    """All fetched points validated at once and cut to each series' window, or None when any
+    frame needs a repair, fails validation or carries rows of another series."""
+    frames = [item.raw for item in fetched if len(item.raw)]
+    if not frames:
+        return empty_series()
+    try:
+        if any(
+            "unique_id" not in item.raw
+            or not (item.raw["unique_id"].to_numpy() == item.unique_id).all()
+            for item in fetched if len(item.raw)
+        ):
+            return None
+        checked = validate_series(pd.concat(frames, ignore_index=True), source="collect")
+    except Exception:  # DataError, or frames too odd to concatenate: series by series says why
+        return None
+    if checked.repairs:
+        return None
+    frame = checked.frame
+    codes, names = pd.factorize(frame["unique_id"])
+    start_of = {item.unique_id: item.start.value for item in fetched}
+    starts = np.array([start_of[str(n)] for n in names], dtype=np.int64)[codes]
+    ds_ns = pd.DatetimeIndex(frame["ds"]).as_unit("ns").asi8
+    keep = (ds_ns >= starts) & (ds_ns < pd.Timestamp(now).as_unit("ns").value)
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
 def _audit_entries(rec: Mapping[str, Any]) -> list[dict[str, Any]]:

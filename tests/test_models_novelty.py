@@ -97,6 +97,40 @@ def test_online_equals_batch():
     assert online["is_anomaly"].tolist() == batch["is_anomaly"].iloc[600:].tolist()
 
 
+def test_online_equals_batch_to_the_bit_once_the_tail_is_cut():
+    # small ranges so the stored tail (not the whole series) is what online scoring sees,
+    # with gaps (NaN) and a spike, level shift and drop to score
+    kw = {"window": 150, "smooth": 6, "suppress": 20, "season_length": 96}
+    y = noisy_daily(1500)[::3].repeat(3)[:1500] + np.random.default_rng(1).normal(0, 0.1, 1500)
+    y[700], y[1100:1160], y[1300] = 400.0, y[1100:1160] + 45, -50.0
+    y[np.random.default_rng(2).random(1500) < 0.02] = np.nan
+    f = frame(y)
+    batch = Novelty(**kw).fit(f.iloc[:0]).score(f)
+    det = Novelty(**kw).fit(f.iloc[:500])
+    online = pd.concat([det.score(f.iloc[i : i + 7]) for i in range(500, 1500, 7)], ignore_index=True)
+    tail = batch[batch["ds"] >= f["ds"].iloc[500]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(online, tail, check_exact=True)
+    assert online["is_anomaly"].sum() >= 3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scores_from_a_point_on_are_the_whole_run_s(seed):
+    rng = np.random.default_rng(seed)
+    y = noisy_daily(1400, seed) * rng.choice([1e-3, 1.0, 1e6])
+    y[rng.random(y.size) < 0.05] = np.nan
+    kw = {"window": int(rng.integers(30, 300)), "smooth": int(rng.integers(1, 15)),
+          "suppress": int(rng.integers(1, 120))}
+    full = novelty_scores(y, 144, **kw)
+    for first in (0, 1, 250, 777, 1399):
+        part = novelty_scores(y, 144, **kw, first=first)
+        for key, values in full.items():
+            np.testing.assert_array_equal(part[key], values[first:], err_msg=f"{key} from {first}")
+    for first in (0, 100, 145, 1000):
+        np.testing.assert_array_equal(
+            _seasonal_reference(y, 144, 3, first=first), _seasonal_reference(y, 144, 3)[first:]
+        )
+
+
 def test_state_is_bounded():
     det = Novelty(window=100, smooth=5, suppress=10).fit(frame(noisy_daily(5000)))
     stored = det.to_dict()["state"]["svc:rps"]["values"]

@@ -184,6 +184,79 @@ def test_one_failing_series_never_stops_the_others(settings, store):
     assert store.last_tick()["ok"] is False
 
 
+def counting_validations(monkeypatch) -> list[str]:
+    """The ``source`` of every validate_series call the tick makes."""
+    import surgecast.pipeline as pipeline_module
+
+    calls: list[str] = []
+    real = pipeline_module.validate_series
+
+    def counted(frame, *, source="input"):
+        calls.append(source)
+        return real(frame, source=source)
+
+    monkeypatch.setattr(pipeline_module, "validate_series", counted)
+    return calls
+
+
+def test_a_clean_tick_is_validated_in_one_call_and_counted_per_series(settings, store, monkeypatch):
+    calls = counting_validations(monkeypatch)
+    pipeline = build_pipeline(settings, store)
+    report = pipeline.tick(NOW)
+    assert calls == ["collect"]
+    summary = store.series_summary().set_index("unique_id")["n_points"]
+    assert len(summary) == len(pipeline.series) > 10
+    for uid, n in summary.items():
+        assert report.points[uid] == n > 0
+    calls.clear()
+    report = pipeline.tick(NOW + pd.Timedelta("5min"))
+    assert calls == ["collect"]
+    assert set(report.points.values()) == {1}  # one new 5-minute point each
+
+
+def test_a_frame_to_repair_sends_the_tick_series_by_series(settings, store, monkeypatch):
+    calls = counting_validations(monkeypatch)
+    uid = "payments:deposits_per_second"
+
+    def shuffled_with_a_gap(frame, start, end):
+        frame = frame.iloc[::-1].reset_index(drop=True)
+        frame.loc[3, "y"] = float("nan")
+        return frame
+
+    sources = build_sources(settings)
+    collector = Altered(sources.collectors["simulator"], uid, shuffled_with_a_gap)
+    pipeline = Pipeline(settings, store, {"simulator": collector}, resolve_series(settings, sources))
+    report = pipeline.tick(NOW)
+    assert len(calls) == 1 + len(pipeline.series)  # the try together, then each series
+    assert f"simulator:{uid}: sorted rows by unique_id and ds" in report.repairs
+    assert f"simulator:{uid}: dropped 1 missing (NaN) value(s); they are not observations" in (
+        report.repairs
+    )
+    assert all(r.startswith(f"simulator:{uid}:") for r in report.repairs)
+    assert report.errors == []
+    stored = store.read_points(uid, end=NOW)
+    assert stored["ds"].is_monotonic_increasing and stored["y"].notna().all()
+    assert report.points[uid] == len(stored) == 3 * 24 * 12 - 1
+    assert report.points["odds-api:requests_per_second"] == 3 * 24 * 12
+
+
+def test_rows_of_another_series_in_a_frame_are_not_stored(settings, store, monkeypatch):
+    calls = counting_validations(monkeypatch)
+    uid, other = "payments:deposits_per_second", "payments:requests_per_second"
+
+    def mislabelled(frame, start, end):
+        stray = frame.tail(2).assign(unique_id="payments:ghost_per_second")
+        return pd.concat([frame, stray], ignore_index=True)
+
+    sources = build_sources(settings)
+    collector = Altered(sources.collectors["simulator"], uid, mislabelled)
+    pipeline = Pipeline(settings, store, {"simulator": collector}, resolve_series(settings, sources))
+    report = pipeline.tick(NOW)
+    assert len(calls) == len(pipeline.series)  # not even tried together
+    assert "payments:ghost_per_second" not in set(store.series_summary()["unique_id"])
+    assert report.points[uid] == report.points[other] == 3 * 24 * 12
+
+
 def test_missing_data_never_scales_down(settings, store):
     sources = build_sources(settings)
     series = resolve_series(settings, sources)

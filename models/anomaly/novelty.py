@@ -62,16 +62,30 @@ def _view_novelty(x: np.ndarray, window: int, min_periods: int) -> tuple[np.ndar
     return np.nan_to_num(np.maximum(nu, 0.0), nan=0.0), hi, lo
 
 
-def _seasonal_reference(y: np.ndarray, season: int, seasons: int) -> np.ndarray:
-    """Median of ``y`` at ``t - j * season`` over the available ``j = 1..seasons``.
+def _trailing_mean(y: np.ndarray, n: int) -> np.ndarray:
+    """Mean of ``y[t-n+1..t]`` (NaN until ``n`` values, or when one of them is NaN).
+
+    Each mean sums its own ``n`` values, so it does not depend on where ``y`` starts (a running
+    sum would): scoring from a stored tail gives the same bits as scoring the whole series.
+    """
+    out = np.full(y.size, np.nan)
+    if y.size >= n:
+        out[n - 1:] = np.lib.stride_tricks.sliding_window_view(y, n).mean(axis=1)
+    return out
+
+
+def _seasonal_reference(y: np.ndarray, season: int, seasons: int, first: int = 0) -> np.ndarray:
+    """Median of ``y`` at ``t - j * season`` over the available ``j = 1..seasons``, for
+    ``t >= first``.
 
     A median of several seasons keeps one odd day from echoing as an anomaly a season later.
     """
-    lags = np.full((seasons, y.size), np.nan)
+    lags = np.full((seasons, y.size - first), np.nan)
     for j in range(1, seasons + 1):
         lag = j * season
-        if lag < y.size:
-            lags[j - 1, lag:] = y[:-lag]
+        begin = max(first, lag)  # the first t with a value one lag back
+        if begin < y.size:
+            lags[j - 1, begin - first:] = y[begin - lag:y.size - lag]
     # nanmedian by hand: the first season has no lag at all, and numpy warns once per such
     # point (thousands per call) where this sort puts NaN last and counts what is there
     ordered = np.sort(lags, axis=0)
@@ -87,16 +101,22 @@ def _to_score(nu: np.ndarray, half: float) -> np.ndarray:
 
 def novelty_scores(
     y: np.ndarray, season: int, window: int = 2000, smooth: int = 12, suppress: int = 100,
-    half: float = 0.064, ref_seasons: int = 3, min_periods: int = 20,
+    half: float = 0.064, ref_seasons: int = 3, min_periods: int = 20, first: int = 0,
 ) -> dict[str, np.ndarray]:
     """Score a sequence causally; returns ``score``, ``raw``, ``view`` (0..2), ``sign``, ``hi``, ``lo``.
 
     ``view`` says which view won (0 = value, 1 = seasonal difference, 2 = short mean) and
     ``sign`` the direction (+1 above the range, -1 below); ``hi``/``lo`` is the value's range.
+    The arrays cover the points from ``first`` on, with the values a whole run would give
+    them: a point's score reaches back ``window + suppress`` points (its range, then the
+    scores it must beat), so only those are computed (online, one new point a tick).
     """
     y = np.asarray(y, dtype=float)
-    lagged = _seasonal_reference(y, season, ref_seasons)
-    mean = _rolling(y, smooth, "mean", smooth)
+    begin = max(0, first - window - suppress)
+    lagged = _seasonal_reference(y, season, ref_seasons, first=begin)
+    head = max(0, begin - smooth + 1)  # the short mean at ``begin`` reaches back this far
+    mean = _trailing_mean(y[head:], smooth)[begin - head:]
+    y = y[begin:]
     views = (y, y - lagged, mean)
     novs = [_view_novelty(v, window, min_periods) for v in views]
     scores = np.vstack([_to_score(nu, half) for nu, _, _ in novs])
@@ -107,8 +127,9 @@ def novelty_scores(
     sign = np.where(chosen > hi_c, 1, -1)
     best_before = _rolling(np.r_[0.0, raw[:-1]], suppress, "max", 1)
     score = np.where(raw > best_before, raw, 0.0)
-    return {"score": score, "raw": raw, "view": view, "sign": sign,
-            "hi": novs[0][1], "lo": novs[0][2], "mean": np.r_[np.nan, mean[:-1]]}
+    out = {"score": score, "raw": raw, "view": view, "sign": sign,
+           "hi": novs[0][1], "lo": novs[0][2], "mean": np.r_[np.nan, mean[:-1]]}
+    return {k: v[first - begin:] for k, v in out.items()}
 
 
 @dataclass
@@ -237,11 +258,10 @@ class Novelty:
             seen = st.seen if st is not None else 0
             y = np.r_[ctx, s.y]
             r = novelty_scores(y, season, self.window, self.smooth, self.suppress,
-                               self.half, self.ref_seasons)
-            new = slice(ctx.size, None)
+                               self.half, self.ref_seasons, first=ctx.size)
             index = seen + np.arange(s.y.size)  # position of each new point in its series
             warmup = season if self.warmup is None else self.warmup
-            parts.append(self._frame(s, {k: v[new] for k, v in r.items()}, index >= warmup))
+            parts.append(self._frame(s, r, index >= warmup))
             if learn:
                 tail = keep + self.ref_seasons * season
                 state[s.unique_id] = _State(season, seen + s.y.size, np.r_[ctx_ds, s.ds_ns][-tail:],
