@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,14 @@ def split_series(frame: pd.DataFrame, *, who: str) -> list[Series]:
             f"{who}: column 'ds' must be timezone-aware UTC timestamps, got {frame['ds'].dtype}; "
             "use pd.to_datetime(..., utc=True)"
         )
-    # integer codes (sorted like the ids) make the sort and the split cheap on 10^6 rows
-    codes, names = pd.factorize(frame["unique_id"].astype(str), sort=True)
+    ids = frame["unique_id"]
+    first = ids.iloc[0] if len(ids) else None
+    if isinstance(first, str) and first == ids.iloc[-1] and ids.nunique(dropna=False) == 1:
+        # one series, as the tick passes them (thousands of calls a tick): no factorize
+        codes, names = np.zeros(len(ids), dtype=np.intp), np.array([first], dtype=object)
+    else:
+        # integer codes (sorted like the ids) make the sort and the split cheap on 10^6 rows
+        codes, names = pd.factorize(ids.astype(str), sort=True)
     ds = pd.DatetimeIndex(frame["ds"]).tz_convert("UTC").as_unit("ns").asi8
     try:
         y = frame["y"].to_numpy(dtype=float, na_value=np.nan)
@@ -113,5 +120,37 @@ def forecast_frame(
             "yhat_upper": np.concatenate([p[4] for p in parts]),
             "model": pd.array(np.full(rows, model, dtype=object), dtype=str),
             "level": np.full(rows, float(level)),
+        }
+    )
+
+
+def anomaly_frame(parts: list[dict[str, Any]], detector: str) -> pd.DataFrame:
+    """The anomaly frame (the columns of ``models.base.ANOMALY_COLUMNS``) of scored series.
+
+    Each part is one series: ``unique_id`` (str), ``ds_ns`` (int64 ns), the float arrays ``y``,
+    ``expected``, ``lower``, ``upper`` and ``score``, the bool array ``is_anomaly`` and ``kind``
+    (kind names, None where no anomaly). The frame is built once for all of them: a frame per
+    series cost more than scoring the one new point a tick brings each.
+    """
+    sizes = [len(p["score"]) for p in parts]
+
+    def cat(key: str, dtype: Any) -> np.ndarray:
+        if not parts:
+            return np.empty(0, dtype=dtype)
+        return np.concatenate([np.asarray(p[key], dtype=dtype) for p in parts])
+
+    ids = np.repeat(np.array([p["unique_id"] for p in parts], dtype=object), sizes)
+    return pd.DataFrame(
+        {
+            "unique_id": pd.array(ids, dtype=str),
+            "ds": to_utc(cat("ds_ns", np.int64)),
+            "y": cat("y", float),
+            "expected": cat("expected", float),
+            "lower": cat("lower", float),
+            "upper": cat("upper", float),
+            "score": cat("score", float),
+            "is_anomaly": cat("is_anomaly", bool),
+            "kind": pd.Series(cat("kind", object), dtype=object),
+            "detector": pd.array(np.full(sum(sizes), detector, dtype=object), dtype=str),
         }
     )

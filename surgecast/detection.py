@@ -166,6 +166,10 @@ class DetectionSuite:
     def has(self, unique_id: str) -> bool:
         return unique_id in self.per_series
 
+    def watches(self, unique_id: str) -> bool:
+        """Whether ``unique_id`` gets a per-series detector (error ratios do not)."""
+        return _per_series(unique_id)
+
     def forget(self, unique_id: str) -> None:
         self.per_series.pop(unique_id, None)
 

@@ -60,7 +60,7 @@ class RecentHistory:
         cutoff = now - self.window
         for uid, frame in self._frames.items():
             if len(frame) and frame["ds"].iloc[0] < cutoff:
-                self._frames[uid] = frame[frame["ds"] >= cutoff].reset_index(drop=True)
+                self._frames[uid] = self.get(uid, start=cutoff).reset_index(drop=True)
 
     def last(self, unique_id: str) -> pd.Timestamp | None:
         """The newest timestamp held for a series (None when none)."""

@@ -360,8 +360,8 @@ class Pipeline:
         fresh: dict[str, pd.DataFrame] = {}
         for series in self.series:
             uid = series.unique_id
-            if not report.points.get(uid) or self.stop_requested.is_set():
-                continue
+            if not report.points.get(uid) or not suite.watches(uid) or self.stop_requested.is_set():
+                continue  # (the multi-series detectors read every series through the platform frame)
             try:
                 # a detector new to this process (start, restart, refit) rescores the recent
                 # window, so points stored by a process that died before scoring them are seen;

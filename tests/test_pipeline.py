@@ -257,6 +257,25 @@ def test_rows_of_another_series_in_a_frame_are_not_stored(settings, store, monke
     assert report.points[uid] == report.points[other] == 3 * 24 * 12
 
 
+def test_a_steady_tick_refits_no_detector(settings, store, monkeypatch):
+    pipeline = build_pipeline(settings, store)
+    pipeline.tick(NOW)
+    watched = [s.unique_id for s in pipeline.series if pipeline.detection.watches(s.unique_id)]
+    assert all(pipeline.detection.has(uid) for uid in watched)
+    # error ratios have no per-series detector: they must not be "fitted" again every tick
+    assert any(s.unique_id.endswith("error_ratio") for s in pipeline.series)
+    reads: list[str] = []
+    real = store.read_anomalies
+
+    def counted(unique_id, *args, **kwargs):
+        reads.append(unique_id)
+        return real(unique_id, *args, **kwargs)
+
+    monkeypatch.setattr(store, "read_anomalies", counted)
+    report = pipeline.tick(NOW + pd.Timedelta("5min"))
+    assert reads == [] and report.errors == []
+
+
 def test_missing_data_never_scales_down(settings, store):
     sources = build_sources(settings)
     series = resolve_series(settings, sources)

@@ -54,7 +54,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from models._frames import median_step_ns, split_series, to_utc
+from models._frames import anomaly_frame, median_step_ns, split_series
 from models.anomaly.load_model import (
     count_scale,
     count_scale_fit,
@@ -64,7 +64,6 @@ from models.anomaly.load_model import (
     unpack_reference,
 )
 from models.anomaly.ratios import log_count_ratio
-from models.base import ANOMALY_COLUMNS
 from models.errors import FrameError, ModelError, NotFittedError
 
 __all__ = ["ChangePoint", "cusum", "latency_load_series", "load_reference"]
@@ -257,10 +256,7 @@ class ChangePoint:
             else:
                 x = y.astype(float)
             parts.append(self._score_series(uid, st, ds_ns, y, x, load))
-        if not parts:
-            e = np.empty(0)
-            return self._frame("", np.empty(0, dtype=np.int64), e, e, e, e, e, e.astype(bool))
-        return pd.concat(parts, ignore_index=True)
+        return anomaly_frame(parts, self.name)
 
     def _reference(self, st: _State, rx: np.ndarray, rl: np.ndarray | None
                    ) -> tuple[list[float], list[float]]:
@@ -301,7 +297,7 @@ class ChangePoint:
         return np.nan_to_num(z, nan=0.0), pred, sc
 
     def _score_series(self, uid: str, st: _State, ds_ns: np.ndarray, y: np.ndarray,
-                      x: np.ndarray, load: np.ndarray) -> pd.DataFrame:
+                      x: np.ndarray, load: np.ndarray) -> dict[str, Any]:
         n_new, has_load = x.size, load.shape[1] > 0
         hx = np.r_[st.x, x]
         hl = np.vstack([st.load, load])
@@ -348,23 +344,13 @@ class ChangePoint:
             mask[-tail:].copy(), sp, sn, run, load[-1].copy(), ref_block, ref, sref, st.step_s)
         band = self.h / max(1.0, np.sqrt(self.h)) * scale_out  # a single-point shift of sqrt(h) sigma
         tf = np.exp if self.log else (lambda v: v)
-        return self._frame(uid, ds_ns, y, tf(exp), tf(exp - band), tf(exp + band), score, flag)
+        return {"unique_id": uid, "ds_ns": ds_ns, "y": y, "expected": tf(exp),
+                "lower": tf(exp - band), "upper": tf(exp + band), "score": score,
+                "is_anomaly": flag, "kind": np.where(flag, "level_shift", None)}
 
     @staticmethod
     def _step(st: _State) -> float:
         return st.step_s if np.isfinite(st.step_s) else 60.0
-
-    def _frame(self, uid: str, ds_ns: np.ndarray, y: np.ndarray, expected: np.ndarray,
-               lower: np.ndarray, upper: np.ndarray, score: np.ndarray, flag: np.ndarray
-               ) -> pd.DataFrame:
-        n = score.size
-        return pd.DataFrame({
-            "unique_id": pd.Series([uid] * n, dtype=str), "ds": to_utc(ds_ns), "y": y,
-            "expected": expected, "lower": lower, "upper": upper, "score": score,
-            "is_anomaly": flag,
-            "kind": pd.Series(["level_shift" if f else None for f in flag], dtype=object),
-            "detector": pd.Series([self.name] * n, dtype=str),
-        })[list(ANOMALY_COLUMNS)]
 
     def to_dict(self) -> dict[str, Any]:
         """Parameters, load pairing and per-series state as JSON-serialisable data."""

@@ -72,7 +72,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
-from models._frames import split_series, to_utc
+from models._frames import anomaly_frame, split_series
 from models.anomaly.seasonal_stats import MAD_TO_SIGMA
 from models.anomaly.service_features import (
     FeatureSpec,
@@ -81,7 +81,6 @@ from models.anomaly.service_features import (
     feature_rows,
     hull_weights,
 )
-from models.base import ANOMALY_COLUMNS
 from models.errors import FrameError, NotFittedError, check_saved
 
 __all__ = ["FeatureSpec", "IsolationDetector", "default_feature_specs", "feature_rows",
@@ -258,11 +257,7 @@ class IsolationDetector:
                              feats=np.empty((0, len(specs))), train=np.empty((0, len(specs))))
                 self._groups[svc] = grp
             parts.append(self._score_group(svc, grp, specs, ds_ns, raw))
-        if not parts:
-            e = np.empty(0)
-            return self._frame("", np.empty(0, dtype=np.int64), e, e, e, e, e,
-                               np.empty(0, dtype=bool), np.empty(0, dtype=object))
-        return pd.concat(parts, ignore_index=True)
+        return anomaly_frame(parts, self.name)
 
     def _train(self, rows: np.ndarray, weight: np.ndarray) -> _Model | None:
         """A forest and its calibration from training ``rows`` (``None``: too few rows).
@@ -290,7 +285,7 @@ class IsolationDetector:
                       float(s.max()), float(s.min()))
 
     def _score_group(self, svc: str, grp: _Group, specs: list[FeatureSpec], ds_ns: np.ndarray,
-                     raw: np.ndarray) -> pd.DataFrame:
+                     raw: np.ndarray) -> dict[str, Any]:
         n_new, k = ds_ns.size, self.smooth - 1
         feats_new = feature_rows(np.vstack([grp.tail, raw]), grp.columns, specs, self.smooth,
                                  grp.floors)[grp.tail.shape[0]:]
@@ -334,19 +329,8 @@ class IsolationDetector:
         grp.tail = np.vstack([grp.tail, raw])[-k:] if k else np.empty((0, raw.shape[1]))
         grp.feats, grp.flags = feats[-tail:].copy(), flags[-tail:].copy()
         y = np.where(np.isfinite(s_out), s_out, 0.0)
-        return self._frame(f"{svc}:isolation", ds_ns, y, exp, lo, hi, score, flag, kind)
-
-    def _frame(self, uid: str, ds_ns: np.ndarray, y: np.ndarray, expected: np.ndarray,
-               lower: np.ndarray, upper: np.ndarray, score: np.ndarray, flag: np.ndarray,
-               kind: np.ndarray) -> pd.DataFrame:
-        n = score.size
-        return pd.DataFrame({
-            "unique_id": pd.Series([uid] * n, dtype=str), "ds": to_utc(ds_ns),
-            "y": y.astype(float), "expected": expected, "lower": lower, "upper": upper,
-            "score": score, "is_anomaly": flag.astype(bool),
-            "kind": pd.Series(kind, dtype=object),
-            "detector": pd.Series([self.name] * n, dtype=str),
-        })[list(ANOMALY_COLUMNS)]
+        return {"unique_id": f"{svc}:isolation", "ds_ns": ds_ns, "y": y, "expected": exp,
+                "lower": lo, "upper": hi, "score": score, "is_anomaly": flag, "kind": kind}
 
     def to_dict(self) -> dict[str, Any]:
         """Parameters, features and per-service rows as JSON-serialisable data.

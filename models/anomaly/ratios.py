@@ -45,9 +45,8 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from models._frames import median_step_ns, split_series, to_utc
+from models._frames import anomaly_frame, median_step_ns, split_series, to_utc
 from models.anomaly.seasonal_stats import anomaly_score
-from models.base import ANOMALY_COLUMNS
 from models.errors import FrameError, NotFittedError, check_saved
 
 __all__ = [
@@ -300,7 +299,7 @@ class RatioDetector:
                 x, n, st.x.size, st.seen - st.x.size, window=self.window, block=self.block,
                 threshold=self.threshold, rel_floor=self.rel_floor, min_count=self.min_count,
                 min_ref=self.min_ref)
-            parts.append(self._frame(str(uid), ds_ns, np.exp(xn), z, med, sc, flagged))
+            parts.append(self._part(str(uid), ds_ns, np.exp(xn), z, med, sc, flagged))
             if learn:
                 k = self.smooth - 1
                 self._state[str(uid)] = _State(
@@ -308,22 +307,15 @@ class RatioDetector:
                     rd[rd.size - k:] if k else np.empty(0), int(ds_ns[-1]),
                     # a block may start up to block - 1 points back: keep window + block
                     x[-(self.window + self.block):].copy(), n[-(self.window + self.block):].copy())
-        if not parts:
-            e = np.empty(0)
-            return self._frame("", np.empty(0, dtype=np.int64), e, e, e, e, e.astype(bool))
-        return pd.concat(parts, ignore_index=True)
+        return anomaly_frame(parts, self.name)
 
-    def _frame(self, uid: str, ds_ns: np.ndarray, y: np.ndarray, z: np.ndarray, med: np.ndarray,
-               sc: np.ndarray, flagged: np.ndarray) -> pd.DataFrame:
-        k = z.size
+    def _part(self, uid: str, ds_ns: np.ndarray, y: np.ndarray, z: np.ndarray, med: np.ndarray,
+              sc: np.ndarray, flagged: np.ndarray) -> dict[str, Any]:
         band = self.threshold * sc
-        return pd.DataFrame({
-            "unique_id": pd.Series([uid] * k, dtype=str), "ds": to_utc(ds_ns), "y": y,
-            "expected": np.exp(med), "lower": np.exp(med - band), "upper": np.exp(med + band),
-            "score": anomaly_score(z, self.threshold), "is_anomaly": flagged,
-            "kind": pd.Series(np.where(flagged, "ratio", None), dtype=object),
-            "detector": pd.Series([self.name] * k, dtype=str),
-        })[list(ANOMALY_COLUMNS)]
+        return {"unique_id": uid, "ds_ns": ds_ns, "y": y, "expected": np.exp(med),
+                "lower": np.exp(med - band), "upper": np.exp(med + band),
+                "score": anomaly_score(z, self.threshold), "is_anomaly": flagged,
+                "kind": np.where(flagged, "ratio", None)}
 
     def to_dict(self) -> dict[str, Any]:
         """Parameters, specs and per-ratio state as JSON-serialisable data (NaN as ``None``)."""

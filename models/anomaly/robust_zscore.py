@@ -28,7 +28,13 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from models._frames import grid_positions, median_step_ns, split_series, to_utc
+from models._frames import (
+    Series,
+    anomaly_frame,
+    grid_positions,
+    median_step_ns,
+    split_series,
+)
 from models.anomaly.seasonal_stats import (
     MAD_TO_SIGMA,
     anomaly_score,
@@ -210,17 +216,15 @@ class RobustZScore:
             values[: context.size] = context
             values[pos] = s.y
             med, scale, z, flagged = self._score_grid(values, n_ctx, season, k, w)
-            parts.append(self._frame(s, med[pos - n_ctx], scale[pos - n_ctx], z[pos - n_ctx],
-                                     flagged[pos - n_ctx]))
+            parts.append(self._part(s, med[pos - n_ctx], scale[pos - n_ctx], z[pos - n_ctx],
+                                    flagged[pos - n_ctx]))
             if learn:
                 values[n_ctx:][flagged] = np.nan
                 keep = self.n_seasons * season + k + w  # all the next point can use
                 history[s.unique_id] = _History(
                     step_ns, season, anchor + (values.size - 1) * step_ns, values[-keep:].copy()
                 )
-        if not parts:
-            return self._frame(None, *(np.empty(0),) * 3, np.empty(0, dtype=bool))
-        return pd.concat(parts, ignore_index=True)
+        return anomaly_frame(parts, self.name)
 
     def _step_and_season(
         self, uid: str, ds_ns: np.ndarray, hist: _History | None
@@ -267,27 +271,16 @@ class RobustZScore:
             values[positions[hit]] = np.nan
         return med, scale, z, flagged
 
-    def _frame(
-        self, s: Any, med: np.ndarray, scale: np.ndarray, z: np.ndarray, flagged: np.ndarray
-    ) -> pd.DataFrame:
+    def _part(
+        self, s: Series, med: np.ndarray, scale: np.ndarray, z: np.ndarray, flagged: np.ndarray
+    ) -> dict[str, Any]:
         kind = np.full(z.size, None, dtype=object)
         kind[flagged & (z > 0)] = "spike"
         kind[flagged & (z < 0)] = "drop"
         band = self.threshold * scale
-        return pd.DataFrame(
-            {
-                "unique_id": pd.Series([s.unique_id if s else ""] * z.size, dtype=str),
-                "ds": to_utc(s.ds_ns if s else np.empty(0, dtype=np.int64)),
-                "y": s.y if s else np.empty(0),
-                "expected": med,
-                "lower": med - band,
-                "upper": med + band,
-                "score": anomaly_score(z, self.threshold),
-                "is_anomaly": flagged,
-                "kind": pd.Series(kind, dtype=object),
-                "detector": pd.Series([self.name] * z.size, dtype=str),
-            }
-        )
+        return {"unique_id": s.unique_id, "ds_ns": s.ds_ns, "y": s.y, "expected": med,
+                "lower": med - band, "upper": med + band,
+                "score": anomaly_score(z, self.threshold), "is_anomaly": flagged, "kind": kind}
 
     def to_dict(self) -> dict[str, Any]:
         """Parameters and stored history as JSON-serialisable data (NaN stored as ``None``)."""
