@@ -163,3 +163,19 @@ def test_seasonal_reference_is_the_nanmedian_of_the_lags(seed):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: the first season
         want = np.nanmedian(lags, axis=0)
     np.testing.assert_array_equal(_seasonal_reference(y, season, seasons), want)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rolling_extremes_are_pandas_to_the_bit(seed):
+    from models.anomaly.novelty import _rolling
+
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        n, window = int(rng.integers(0, 300)), int(rng.integers(1, 60))
+        min_periods = int(rng.integers(1, window + 1))
+        x = rng.normal(size=n) * 10.0 ** rng.integers(-3, 5)
+        x[rng.random(n) < rng.random() * 0.6] = np.nan  # gaps, sometimes most of the series
+        for how in ("max", "min"):
+            want = getattr(pd.Series(x, dtype=float).rolling(window, min_periods=min_periods), how)()
+            got = _rolling(x, window, how, min_periods)
+            np.testing.assert_array_equal(got, want.to_numpy(), err_msg=f"{how} {window} {n}")
