@@ -63,10 +63,14 @@ T = TypeVar("T")
 def _degradation_errors(magnitude: float) -> float:
     """Extra error probability at the peak of a latency degradation of ``magnitude`` (x p95).
 
-    [TT15]: journey time about x2 (11 -> 21 s) with availability 98 % -> 86 %: 12 points of
-    failed journeys for the doubling, taken as 0.12 per x1 of extra latency (13 with x1.9).
+    [TT15]: journey time about x2 (11 -> 21 s at 16:00) while availability over the hour before
+    (15:00-16:00) was 86 % against 98 % for the month: 12 points of failed journeys *on average
+    over the hour* in which latency doubled. A linear ramp (the shape here) averages half its
+    peak, so the peak is 24 points for the doubling: 0.24 per x1 of extra latency (26 with the
+    exact x1.9, rounded down). An earlier version read the 12 points as the peak, which gave the
+    hour 6 points, half the source's.
     """
-    return 0.12 * (magnitude - 1.0)
+    return 0.24 * (magnitude - 1.0)
 
 
 def _pick(u: float, items: Sequence[T]) -> T | None:

@@ -237,6 +237,11 @@ def test_labels_match_where_the_data_deviates(busy_window: tuple) -> None:
             assert row["unique_ids"] == f"{svc}:latency_p95_seconds,{svc}:error_ratio"
             err = series[f"{svc}:error_ratio"]
             assert err[last].mean() > 0.05 + 3 * err[day].mean()
+            # [TT15]: 12 points down on average over the hour in which latency doubled, so a
+            # linear ramp to x m adds 0.12 (m - 1) on average (less where the 50 % cap binds)
+            ramp = np.minimum(0.24 * (row["magnitude"] - 1) * np.linspace(0, 1, 101), 0.5)
+            excess = err[inside].mean() - err[day].mean()
+            assert excess == pytest.approx(ramp.mean(), rel=0.3)
         elif kind == "metric_silence":
             uid = row["unique_ids"]
             assert series.loc[inside, uid].isna().all()
