@@ -221,10 +221,10 @@ def latency_bound(sim0: Simulator, sim: Simulator, end: pd.Timestamp, inc: pd.Da
         snr = float(np.sqrt((shift**2).sum()) / sigma)
         # the errors' evidence, as if they were binomial around the known expected ratio (the
         # real spread is wider: errors per request rise with load), so an upper bound
-        minutes = d.index[(d.index >= r.start) & (d.index < r.start + 5 * STEP)]
-        p0 = base.loc[minutes, f"{r.service}:error_ratio"].to_numpy()
-        n = d.loc[minutes, "n"].to_numpy()
-        extra = np.minimum(p0 + _degradation_errors(r.magnitude) * t[:len(n)] / dur, 0.5) - p0
+        minutes = r.start + t * STEP  # minutes 1-5 of the ramp, as for the p95 above
+        p0 = base.reindex(minutes)[f"{r.service}:error_ratio"].to_numpy()
+        n = d["n"].reindex(minutes).to_numpy()
+        extra = np.minimum(p0 + _degradation_errors(r.magnitude) * t / dur, 0.5) - p0
         esnr = float((n * extra).sum() / np.sqrt((n * p0 * (1 - p0)).sum()))
         hit = s.loc[r.start:r.end]
         oracle = (hit.index[hit.to_numpy() >= h][0] - r.start) / STEP if (hit >= h).any() else np.nan

@@ -201,9 +201,12 @@ def counting_validations(monkeypatch) -> list[str]:
 
 def test_a_clean_tick_is_validated_in_one_call_and_counted_per_series(settings, store, monkeypatch):
     calls = counting_validations(monkeypatch)
-    pipeline = build_pipeline(settings, store)
+    sources = build_sources(settings)
+    # configured series need not be in id order (templates expand metric by metric)
+    series = list(reversed(resolve_series(settings, sources)))
+    pipeline = Pipeline(settings, store, sources.collectors, series)
     report = pipeline.tick(NOW)
-    assert calls == ["collect"]
+    assert calls == ["collect"] and report.repairs == []
     summary = store.series_summary().set_index("unique_id")["n_points"]
     assert len(summary) == len(pipeline.series) > 10
     for uid, n in summary.items():
@@ -214,29 +217,37 @@ def test_a_clean_tick_is_validated_in_one_call_and_counted_per_series(settings, 
     assert set(report.points.values()) == {1}  # one new 5-minute point each
 
 
-def test_a_frame_to_repair_sends_the_tick_series_by_series(settings, store, monkeypatch):
+def _shuffled_with_a_gap(frame):
+    frame = frame.iloc[::-1].reset_index(drop=True)
+    frame.loc[3, "y"] = float("nan")
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("alter", "repairs", "lost"),
+    [
+        (_shuffled_with_a_gap, ["dropped 1 missing (NaN) value(s); they are not observations",
+                                "sorted rows by unique_id and ds"], 1),
+        (lambda f: f.assign(ds=f["ds"].dt.tz_convert("Europe/Paris")),
+         ["converted ds from Europe/Paris to UTC"], 0),
+        (lambda f: f.assign(ds=f["ds"].dt.tz_localize(None)), ["ds had no timezone; taken as UTC"], 0),
+    ],
+    ids=["unsorted-with-nan", "paris-time", "naive-time"],
+)
+def test_a_frame_to_repair_is_validated_alone_and_named(settings, store, monkeypatch, alter,
+                                                        repairs, lost):
     calls = counting_validations(monkeypatch)
     uid = "payments:deposits_per_second"
-
-    def shuffled_with_a_gap(frame, start, end):
-        frame = frame.iloc[::-1].reset_index(drop=True)
-        frame.loc[3, "y"] = float("nan")
-        return frame
-
     sources = build_sources(settings)
-    collector = Altered(sources.collectors["simulator"], uid, shuffled_with_a_gap)
+    collector = Altered(sources.collectors["simulator"], uid, lambda f, start, end: alter(f))
     pipeline = Pipeline(settings, store, {"simulator": collector}, resolve_series(settings, sources))
     report = pipeline.tick(NOW)
-    assert len(calls) == 1 + len(pipeline.series)  # the try together, then each series
-    assert f"simulator:{uid}: sorted rows by unique_id and ds" in report.repairs
-    assert f"simulator:{uid}: dropped 1 missing (NaN) value(s); they are not observations" in (
-        report.repairs
-    )
-    assert all(r.startswith(f"simulator:{uid}:") for r in report.repairs)
+    assert calls == ["collect", f"simulator:{uid}"]  # the clean ones together, then this one
+    assert report.repairs == [f"simulator:{uid}: {r}" for r in repairs]
     assert report.errors == []
     stored = store.read_points(uid, end=NOW)
     assert stored["ds"].is_monotonic_increasing and stored["y"].notna().all()
-    assert report.points[uid] == len(stored) == 3 * 24 * 12 - 1
+    assert report.points[uid] == len(stored) == 3 * 24 * 12 - lost
     assert report.points["odds-api:requests_per_second"] == 3 * 24 * 12
 
 
@@ -252,9 +263,20 @@ def test_rows_of_another_series_in_a_frame_are_not_stored(settings, store, monke
     collector = Altered(sources.collectors["simulator"], uid, mislabelled)
     pipeline = Pipeline(settings, store, {"simulator": collector}, resolve_series(settings, sources))
     report = pipeline.tick(NOW)
-    assert len(calls) == len(pipeline.series)  # not even tried together
+    assert calls == ["collect", f"simulator:{uid}"]
     assert "payments:ghost_per_second" not in set(store.series_summary()["unique_id"])
     assert report.points[uid] == report.points[other] == 3 * 24 * 12
+
+
+def test_an_empty_frame_without_columns_is_an_error_of_its_series(settings, store):
+    uid = "payments:deposits_per_second"
+    sources = build_sources(settings)
+    collector = Altered(sources.collectors["simulator"], uid, lambda f, s, e: pd.DataFrame())
+    pipeline = Pipeline(settings, store, {"simulator": collector}, resolve_series(settings, sources))
+    report = pipeline.tick(NOW)
+    [error] = [e for e in report.errors if e["stage"] == "collect"]
+    assert error["subject"] == uid and "missing column" in error["error"]
+    assert report.points["odds-api:requests_per_second"] == 3 * 24 * 12
 
 
 def test_a_steady_tick_refits_no_detector(settings, store, monkeypatch):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from simulator import Simulator, SimulatorConfig
+from simulator.incidents import _degradation_errors
 
 START = pd.Timestamp("2026-10-26T00:00Z")  # a Monday
 END = START + pd.Timedelta(days=28)
@@ -239,9 +240,11 @@ def test_labels_match_where_the_data_deviates(busy_window: tuple) -> None:
             assert err[last].mean() > 0.05 + 3 * err[day].mean()
             # [TT15]: 12 points down on average over the hour in which latency doubled, so a
             # linear ramp to x m adds 0.12 (m - 1) on average (less where the 50 % cap binds)
-            ramp = np.minimum(0.24 * (row["magnitude"] - 1) * np.linspace(0, 1, 101), 0.5)
-            excess = err[inside].mean() - err[day].mean()
-            assert excess == pytest.approx(ramp.mean(), rel=0.3)
+            usual = err[day].mean()
+            peak = np.linspace(0, 1, 101) * _degradation_errors(row["magnitude"])
+            excess = err[inside].mean() - usual
+            assert excess == pytest.approx((np.minimum(usual + peak, 0.5) - usual).mean(), rel=0.3)
+            assert _degradation_errors(1.91) / 2 == pytest.approx(0.11, abs=0.005)  # the hour
         elif kind == "metric_silence":
             uid = row["unique_ids"]
             assert series.loc[inside, uid].isna().all()

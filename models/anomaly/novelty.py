@@ -51,8 +51,10 @@ def _rolling(x: np.ndarray, window: int, how: str, min_periods: int) -> np.ndarr
 
     The van Herk / Gil-Werman scheme: within blocks of ``window`` points, running extremes
     from the left and from the right; a window spans at most two blocks, so its extreme is
-    one comparison. Extremes are exact, so the values are pandas' to the bit, without its
-    per-call cost (an online score makes seven of these calls per series, every tick).
+    one comparison. Extremes are exact, so for what the views hold (finite values with NaN
+    gaps, ``min_periods >= 1``) the values are pandas' to the bit, without its per-call cost
+    (an online score makes seven of these calls per series, every tick). Unlike pandas, an
+    infinite value would count as a value.
     """
     op, fill = (np.fmax, -np.inf) if how == "max" else (np.fmin, np.inf)
     n = x.size
