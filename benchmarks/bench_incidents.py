@@ -30,33 +30,47 @@ noise fitted on it, its level set to the largest sum over the 7 incident-free da
 B; and the detectors' first alarm on the p95 alone and on any target (the error ratio included).
 
 Measured on a 2-core machine (A: 21 days, 2 incidents a day; "outside": alarms outside every
-incident window, recovery tails included; B: scenario B with events):
+incident window, recovery tails included; B: scenario B with events). Seeds 7, 11 and 23 are
+the ones the detectors' levels were chosen on; 41-45 were first run after those choices:
 
     seed  <=5 min      other kinds <=5  latency <=5 (p95 oracle)  latency median  outside   B
-    7     48/52 ovl 4  44/45 (ovl)      4/7  (3)                  5 min           0.67/day  0.14/day
-    11    37/43 ovl 5  31/32 (ovl)      6/11 (2)                  3 min           0.67/day  0.29/day
-    23    42/45 ovl 3  36/36            6/9  (2)                  3 min           0.43/day  0.14/day
+    7     47/52 ovl 4  44/45 (ovl)      3/7  (3)                  6 min           0.43/day  0/day
+    11    37/43 ovl 5  31/32 (ovl)      6/11 (2)                  3 min           0.10/day  0/day
+    23    42/45 ovl 3  36/36            6/9  (2)                  3 min           0.24/day  0/day
+    41    47/55 ovl 9  38/43 (4 ovl)    9/12                      2 min           0.29/day  0/day
+    42    46/48 ovl 6  37/38 (ovl)      9/10                      3 min           0.29/day  0.14/day
+    43    35/38 ovl 1  31/32 (ovl)      4/6                       2 min           0.19/day  0/day
+    44    40/40        28/28            12/12                     1 min           0.52/day  0.14/day
+    45    32/33 ovl 1  28/28            4/5                       2 min           0.10/day  0/day
 
-Median delay per kind, all three seeds: bot_attack 1, ddos 0, latency_degradation 5/3/3,
-metric_silence 3, payment_outage 1/2/2 minutes.
+Median delay per kind on every seed: bot_attack 1, ddos 0-1, metric_silence 3, payment_outage
+1 minute; latency_degradation as above. Every other-kind incident later than 5 minutes starts
+inside an earlier incident on the same targets (a bot attack during a DDoS on odds-api, whose
+alarm on bets per odds request is still cooling down; a payment outage inside a payment outage),
+except one bot attack on seed 41 (13 minutes).
 
-The two non-latency incidents later than 5 minutes both start inside an earlier incident on the
-same targets (a bot attack during a DDoS on odds-api, whose alarm on bets per odds request is
-still cooling down; a payment outage inside a payment outage). A latency degradation ramps the
-p95 by ``x m`` over ``D`` minutes and its errors by ``0.24 (m - 1)`` of requests, 12 points on
-average over a doubling [TT15]. The p95 alone shifts by ``log(1 + (m - 1) t / D)`` after ``t``
-minutes: at minute 5 that is 0.5-3.7 noise sigmas, a matched-filter SNR of 0.8-5.7 over minutes
-1-5, and the oracle, which knows the expected latency and the noise exactly, alarms within 5
-minutes on 3, 2 and 2. The errors make the difference: caught early where the service has
-requests enough (odds-api, account, busy bet-placement), late on slow ramps on payments. Every
-latency degradation caught later than 5 minutes is either inside an earlier one on the same
-service (ovl) or has ``both`` <= 10.9, and four of them (one or two a seed: 2.85, 3.20 on seed
-7; 2.86, 4.47 on 11; 3.13, 4.55 on 23) have ``both`` <= 4.6: a matched filter that knows the
-ramp's shape and both expected values exactly, set at 3.2 sigma, already raises about one
-false alarm a day on one series, so no detector within the budget of scenario B catches those
-within 5 minutes. Before the errors followed [TT15]'s hourly figure (``0.12 (m - 1)`` at the
-peak, 6 points over the hour), the latency rows read 2/7, 6/11, 5/9 within 5 minutes, medians
-6, 5 and 4. ``--isolation`` changes no delay above and adds 35-65 alarms (mostly duplicates of
+A latency degradation ramps the p95 by ``x m`` over ``D`` minutes and its errors by
+``0.24 (m - 1)`` of requests, 12 points on average over a doubling [TT15]. The p95 alone shifts
+by ``log(1 + (m - 1) t / D)`` after ``t`` minutes: at minute 5 that is 0.5-3.7 noise sigmas, a
+matched-filter SNR of 0.8-5.7 over minutes 1-5, and the oracle, which knows the expected latency
+and the noise exactly, alarms within 5 minutes on 3, 2 and 2 (seeds 7, 11, 23). The errors make
+the difference: caught early where the service has requests enough (odds-api, account, busy
+bet-placement), late on slow ramps on payments. On seeds 7, 11 and 23 every latency
+degradation caught later than 5 minutes is inside an earlier one on the same service (ovl) or
+has ``both`` <= 12.6. Four of them (2.81 and 3.22 on seed 7, 2.78 on 11, 3.22 on 23: at least
+one a seed) have ``both`` <= 3.3: a matched filter that knows the ramp's shape and both expected
+values exactly, set at 3.2 sigma, already crosses 0.83 times a day on one series of white
+noise, so no detector within the budget of scenario B catches those within 5 minutes. Two more
+(4.51 on 11, 4.56 on 23) sit at the level such a filter needs for a few false alarms a year.
+
+History of these rows: the errors of a degradation followed [TT15]'s hourly figure from
+2026-11-29 (``0.12 (m - 1)`` at the peak before, 6 points over the hour, half the source's;
+latency within 5 minutes then 2/7, 6/11, 5/9). Novelty no longer watches p95s (``per_series``):
+on seeds 7/11/23 it had raised 1, 2 and 1 of scenario B's alarms and on seed 45 eight (1.14 a
+day), one-point new extremes of a p95 of few requests in the small hours; without it the
+latency rows lost one incident within 5 minutes on seed 7 (median 5 -> 6). The failure ratios'
+own level (``FAILURE_RATIO_THRESHOLD``, 8 sigma) caught seed 43's 06:25 deposit outage, missed
+at 12 sigma. ``--isolation`` changes no delay above and adds 35-65 alarms (mostly duplicates of
 the ratio detector's) and 0-2 outside incident windows.
 """
 
@@ -84,6 +98,7 @@ from surgecast.detection import (  # noqa: E402
     error_changepoint,
     latency_changepoint,
     make_debouncers,
+    per_series,
 )
 
 START = pd.Timestamp("2026-10-05", tz="UTC")  # a Monday, autumn football season
@@ -119,9 +134,10 @@ def run(sim: Simulator, start: pd.Timestamp, end: pd.Timestamp, warmup_days: int
     warm, live = frame[frame["ds"] < start], frame[frame["ds"] >= start]
     timings, scored = {}, []
     tic = time.perf_counter()
-    # ratios and error ratios are the ratio detector's; Novelty watches volumes and latency
-    nov = Novelty().fit(warm[~warm["unique_id"].str.endswith("error_ratio")])
-    scored.append(nov.score(live[~live["unique_id"].str.endswith("error_ratio")]))
+    # ratios and error ratios are the ratio detector's, p95s the CUSUM's; Novelty watches volumes
+    own = {u: per_series(u) for u in frame["unique_id"].unique()}
+    nov = Novelty().fit(warm[warm["unique_id"].map(own)])
+    scored.append(nov.score(live[live["unique_id"].map(own)]))
     timings["novelty"] = time.perf_counter() - tic
     tic = time.perf_counter()
     scored.append(RatioDetector().fit(warm).score(live))

@@ -40,7 +40,7 @@ from models.anomaly.ratios import RatioDetector, default_ratio_specs
 
 __all__ = [
     "PLATFORM_SERVICE", "DetectionResult", "DetectionSuite", "error_changepoint",
-    "latency_changepoint", "make_debouncers",
+    "latency_changepoint", "make_debouncers", "per_series",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,15 @@ def _load_driven_ratio(unique_id: str) -> bool:
     return unique_id.endswith(("errors_per_request", "bets_per_request"))
 
 
-def _per_series(unique_id: str) -> bool:
-    # error ratios rise with load; the ratio detector and the error CUSUM watch them through
-    # counts, given load
-    return not unique_id.endswith("error_ratio")
+def per_series(unique_id: str) -> bool:
+    """Whether a series gets a per-series detector (Novelty by default) of its own.
+
+    Not error ratios: they rise with load, and the ratio detector and the error CUSUM watch
+    them through counts, given load. Not p95 latencies: a p95 of few requests is noisy, and
+    Novelty, which alarms on one new extreme, raised most of its false alarms on them in the
+    small hours; the latency CUSUM watches them with a spread that follows the request count.
+    """
+    return not unique_id.endswith(("error_ratio", "latency_p95_seconds"))
 
 
 def make_debouncers(events: pd.DataFrame | None = None) -> dict[str, Debouncer]:
@@ -167,8 +172,8 @@ class DetectionSuite:
         return unique_id in self.per_series
 
     def watches(self, unique_id: str) -> bool:
-        """Whether ``unique_id`` gets a per-series detector (error ratios do not)."""
-        return _per_series(unique_id)
+        """Whether ``unique_id`` gets a per-series detector (see :func:`per_series`)."""
+        return per_series(unique_id)
 
     def forget(self, unique_id: str) -> None:
         self.per_series.pop(unique_id, None)
@@ -179,7 +184,7 @@ class DetectionSuite:
 
     def fit_series(self, unique_id: str, history: pd.DataFrame) -> bool:
         """Fit the per-series detector of ``unique_id`` on ``history`` (False: not enough)."""
-        if not _per_series(unique_id) or len(history) < 2:
+        if not per_series(unique_id) or len(history) < 2:
             return False
         model = Novelty() if self.detector == "novelty" else RobustZScore(threshold=self.threshold)
         self.per_series[unique_id] = model.fit(history)

@@ -9,6 +9,7 @@ from surgecast.detection import (
     error_changepoint,
     latency_changepoint,
     make_debouncers,
+    per_series,
 )
 
 T0 = pd.Timestamp("2026-11-16", tz="UTC")  # a Monday
@@ -88,3 +89,15 @@ def test_multivariate_is_off_by_default_and_alarms_when_on():
     assert T0 + pd.Timedelta(days=2, minutes=10) <= iso["ds"].iloc[0] <= now
     ratio = result.alarms[result.alarms["detector"] == "ratio"]
     assert "payments:deposit_failure_ratio" in set(ratio["unique_id"])
+
+
+def test_volumes_get_their_own_detector_ratios_and_p95s_the_multi_series_ones():
+    assert per_series("bet-placement:bets_per_second")
+    assert per_series("payments:deposit_failures_per_second")
+    assert not per_series("payments:error_ratio")
+    assert not per_series("odds-api:latency_p95_seconds")
+    suite = DetectionSuite("novelty", threshold=0.5, absent_grace=3)
+    ds = pd.date_range("2026-10-05", periods=50, freq="min", tz="UTC")
+    for uid in ("a:requests_per_second", "a:latency_p95_seconds", "a:error_ratio"):
+        fitted = suite.fit_series(uid, pd.DataFrame({"unique_id": uid, "ds": ds, "y": 1.0}))
+        assert fitted == suite.watches(uid) == suite.has(uid) == uid.endswith("_per_second")

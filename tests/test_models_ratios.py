@@ -1,5 +1,7 @@
 """Ratio detector (models/anomaly/ratios.py) and absent data (absent.py), on simulator data."""
 
+from dataclasses import astuple
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,12 @@ import pytest
 from models.anomaly.absent import absent_series
 from models.anomaly.alarms import Debouncer
 from models.anomaly.novelty import Novelty
-from models.anomaly.ratios import RatioDetector, RatioSpec, default_ratio_specs
+from models.anomaly.ratios import (
+    FAILURE_RATIO_THRESHOLD,
+    RatioDetector,
+    RatioSpec,
+    default_ratio_specs,
+)
 from models.base import ANOMALY_COLUMNS, Detector
 from simulator import Simulator, SimulatorConfig
 
@@ -127,3 +134,40 @@ def test_failure_ratio_jump_at_low_counts_uses_the_counts_seen():
     flagged = out.loc[out["is_anomaly"], "ds"]
     assert ds[500] <= flagged.min() <= ds[502]
     assert not out.loc[out["ds"] < ds[500], "is_anomaly"].any()
+
+
+def test_failure_ratios_have_their_own_lower_level():
+    specs = {s.name: s for s in default_ratio_specs(Simulator(SimulatorConfig()).series_ids())}
+    assert specs["payments:deposit_failure_ratio"].threshold == FAILURE_RATIO_THRESHOLD
+    assert specs["account:login_failure_ratio"].threshold == FAILURE_RATIO_THRESHOLD
+    assert specs["bet-placement:bets_per_request"].threshold is None  # follows load: 12 sigma
+    assert FAILURE_RATIO_THRESHOLD < RatioDetector().threshold
+
+
+def test_a_morning_deposit_outage_at_thirty_deposits_a_minute_is_flagged():
+    # simulator seed 43: a provider outage at 06:25 on a Tuesday, 15 % -> ~70 % of ~30 deposits
+    # a minute, after a night of a few; at the 12 sigma of the load-following ratios it peaked
+    # near 10.8 sigma and was never flagged
+    sim = Simulator(SimulatorConfig(seed=43, step="1min", incidents_per_day=2.0))
+    ids = ["payments:deposits_per_second", "payments:deposit_failures_per_second"]
+    day = pd.Timestamp("2026-10-13", tz="UTC")
+    frame = sim.series(day - pd.Timedelta(days=2), day + pd.Timedelta(hours=8), unique_ids=ids)
+    outage = sim.incidents(day, day + pd.Timedelta(hours=8))
+    start = outage.loc[outage["kind"] == "payment_outage", "start"].iloc[0]
+    assert start == day + pd.Timedelta("6h25min")
+    warm, live = frame[frame["ds"] < day], frame[frame["ds"] >= day]
+    out = RatioDetector().fit(warm).score(live)
+    flagged = out.loc[out["is_anomaly"], "ds"]
+    assert start <= flagged.min() <= start + pd.Timedelta("3min")
+    loose = [RatioSpec(*astuple(s)[:4]) for s in default_ratio_specs(ids)]  # no own level
+    assert not RatioDetector(specs=loose).fit(warm).score(live)["is_anomaly"].any()
+
+
+def test_a_spec_level_survives_a_round_trip_and_old_specs_load():
+    f = _ratio_input()
+    det = RatioDetector().fit(f)
+    saved = det.to_dict()
+    assert saved["specs"][0][4] == FAILURE_RATIO_THRESHOLD
+    assert RatioDetector.from_dict(saved).specs == det.specs
+    saved["specs"] = [s[:4] for s in saved["specs"]]  # written before specs had a level
+    assert RatioDetector.from_dict(saved).specs[0].threshold is None
