@@ -281,7 +281,8 @@ class ForecastSettings(_Model):
 
 class DetectSettings(_Model):
     detector: Literal["novelty", "robust_zscore"] = Field(
-        "novelty", description="per-series detector (ratios, latency drift and absence always run)"
+        "novelty", description="per-series detector of volumes (ratios, latency and error drift and "
+        "absence always run)"
     )
     threshold: float = Field(4.0, gt=0)
     history_days: float = Field(7, gt=0)
