@@ -15,7 +15,7 @@ import pandas as pd
 
 from surgecast.errors import DataError
 
-__all__ = ["SERIES_COLUMNS", "ValidatedSeries", "empty_series", "validate_series"]
+__all__ = ["SERIES_COLUMNS", "ValidatedSeries", "empty_series", "is_canonical", "validate_series"]
 
 SERIES_COLUMNS = ("unique_id", "ds", "y")
 _MAX_ROWS_IN_MESSAGE = 5
@@ -152,6 +152,26 @@ def validate_series(frame: pd.DataFrame, *, source: str = "input") -> ValidatedS
         repairs.append(f"{source}: dropped {before - len(out)} exact duplicate row(s)")
 
     return ValidatedSeries(out.reset_index(drop=True), repairs)
+
+
+def is_canonical(frame: pd.DataFrame, unique_id: str) -> bool:
+    """Whether :func:`validate_series` would find nothing to repair or reject in ``frame``, one
+    series' points: ``unique_id`` on every row, UTC timestamps strictly increasing, finite
+    floats. A few array checks, where a validation costs ~2 ms whatever the frame's size; a
+    caller with many small canonical frames can validate them together in one call.
+    """
+    if any(c not in frame for c in SERIES_COLUMNS):
+        return False
+    ds, y = frame["ds"], frame["y"]
+    if not (isinstance(ds.dtype, pd.DatetimeTZDtype) and str(ds.dtype.tz) == "UTC"):
+        return False
+    if y.dtype.kind != "f":
+        return False
+    return bool(
+        np.isfinite(y.to_numpy()).all()
+        and (frame["unique_id"].to_numpy() == unique_id).all()
+        and (np.diff(ds.array.asi8) > 0).all()
+    )
 
 
 def _sorted_within(frame: pd.DataFrame) -> bool:

@@ -38,7 +38,9 @@ class RecentHistory:
             return
         frame = store.read_points(missing, start=now - self.window, end=now)
         for uid, group in frame.groupby("unique_id", sort=False):
-            self._frames[str(uid)] = group.reset_index(drop=True)
+            # every frame held is sorted by ds (the store reads in order, extend keeps it):
+            # get and last rely on it
+            self._frames[str(uid)] = group.sort_values("ds", kind="stable").reset_index(drop=True)
         for uid in missing:
             self._frames.setdefault(uid, empty_series())
 
@@ -67,7 +69,7 @@ class RecentHistory:
         frame = self._frames.get(unique_id)
         if frame is None or frame.empty:
             return None
-        return frame["ds"].iloc[-1] if frame["ds"].is_monotonic_increasing else frame["ds"].max()
+        return frame["ds"].iloc[-1]
 
     def get(
         self, unique_id: str, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
@@ -77,12 +79,6 @@ class RecentHistory:
         if frame is None or frame.empty:
             return empty_series()
         ds = frame["ds"]
-        if not ds.is_monotonic_increasing:  # every path keeps them sorted; stay right if not
-            if start is not None:
-                frame = frame[frame["ds"] >= start]
-            if end is not None:
-                frame = frame[frame["ds"] < end]
-            return frame.copy()
         # a binary search: boolean masks cost ~0.7 ms a call, and a tick makes 4-5 per series
         first = 0 if start is None else int(ds.searchsorted(start, side="left"))
         stop = len(frame) if end is None else int(ds.searchsorted(end, side="left"))

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from surgecast.errors import DataError
-from surgecast.frames import empty_series, validate_series
+from surgecast.frames import empty_series, is_canonical, validate_series
 
 
 def frame(**cols):
@@ -111,3 +111,45 @@ def test_empty_frame_is_canonical():
 def test_not_a_frame_is_rejected():
     with pytest.raises(DataError, match="expected a pandas DataFrame"):
         validate_series([1, 2, 3])  # type: ignore[arg-type]
+
+
+def _one_series() -> pd.DataFrame:
+    ds = pd.date_range("2026-11-20", periods=4, freq="min", tz="UTC")
+    return pd.DataFrame({"unique_id": "a:rps", "ds": ds, "y": [1.0, 2.0, 3.0, 4.0]})
+
+
+@pytest.mark.parametrize(
+    ("change", "canonical"),
+    [
+        (lambda f: f, True),
+        (lambda f: f.iloc[:0], True),
+        (lambda f: f.assign(y=[1.0, float("nan"), 3.0, 4.0]), False),
+        (lambda f: f.assign(y=[1.0, float("inf"), 3.0, 4.0]), False),
+        (lambda f: f.assign(y=[1, 2, 3, 4]), False),
+        (lambda f: f.iloc[::-1], False),
+        (lambda f: pd.concat([f, f.tail(1)]), False),
+        (lambda f: f.assign(unique_id=["a:rps", "a:rps", "b:rps", "a:rps"]), False),
+        (lambda f: f.assign(ds=f["ds"].dt.tz_convert("Europe/Paris")), False),
+        (lambda f: f.assign(ds=f["ds"].dt.tz_localize(None)), False),
+        (lambda f: f.drop(columns="y"), False),
+    ],
+    ids=["clean", "empty", "nan", "inf", "int", "unsorted", "duplicate", "other-id", "paris",
+         "naive", "no-y"],
+)
+def test_is_canonical_means_validation_would_change_nothing(change, canonical):
+    frame = change(_one_series())
+    assert is_canonical(frame, "a:rps") is canonical
+    if canonical:
+        checked = validate_series(frame)
+        assert checked.repairs == []
+        pd.testing.assert_frame_equal(
+            checked.frame, frame.reset_index(drop=True).astype({"ds": "datetime64[ns, UTC]"}),
+            check_dtype=False,
+        )
+    else:  # validation repairs, rejects or converts it, or it holds another series' rows
+        try:
+            checked = validate_series(frame)
+            changed = bool(checked.repairs) or not checked.frame.equals(frame.reset_index(drop=True))
+        except DataError:
+            changed = True
+        assert changed or set(frame["unique_id"]) != {"a:rps"}
